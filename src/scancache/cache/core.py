@@ -1,0 +1,511 @@
+"""Cache: the one front every scancache feature uses, over any backend.
+
+It owns, once for all backends: the TTL policy (ttl_seconds is default and ceiling), stale windows,
+serialization (via Codec), stats, single-flight, periodic cleanup and the rule that a failing backend
+never raises from a read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scancache.cache.backend import Backend, Record, WriteItem
+from scancache.cache.codec import Codec, CorruptEntry
+from scancache.cache.singleflight import AsyncSingleFlight, SingleFlight, call_factory
+from scancache.cache.stats import SAMPLE_EVERY, CacheStats
+from scancache.config import CacheConfig
+
+__all__ = ["Cache", "CacheEntry", "TTL"]
+
+log = logging.getLogger("scancache.cache")
+
+#: A lifetime in seconds, or a function of the value that returns one (DNS: the record's TTL).
+TTL = float | int | Callable[[Any], float] | None
+_MISSING = object()
+_ERROR_LOG_QUIET_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A value read with its times: is_stale is True past expires_at but before stale_until."""
+
+    value: Any
+    expires_at: float
+    stale_until: float
+    is_stale: bool
+
+    def ttl_remaining(self, now: float | None = None) -> float:
+        """Seconds until expires_at (negative once stale)."""
+        return self.expires_at - (time.time() if now is None else now)
+
+
+class _BurstLog:
+    """Logs the first backend error of a burst, then stays quiet for a while (no log floods)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.quiet_until = 0.0
+        self.suppressed = 0
+
+    def error(self, operation: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now < self.quiet_until:
+            self.suppressed += 1
+            return
+        extra = f" ({self.suppressed} more suppressed)" if self.suppressed else ""
+        log.warning("cache %s: %s failed: %s: %s%s", self.name, operation,
+                    type(exc).__name__, exc, extra)
+        self.suppressed = 0
+        self.quiet_until = now + _ERROR_LOG_QUIET_SECONDS
+
+
+class Cache:
+    """A key-value cache of JSON-like values with TTLs, over the backend that config names.
+
+    Keys are str. Values are None, bool, int, float, str, bytes, lists, tuples and dicts of those
+    (tuples read back as lists from byte backends); anything else is a TypeError on set.
+    Reads never raise for backend failures (a miss, counted in stats["errors"]); writes return
+    False when the backend failed (the hybrid memory tier still holds the value).
+    `clock` returns epoch seconds; inject one to test expiry without sleeping.
+    """
+
+    def __init__(
+        self,
+        config: CacheConfig | None = None,
+        *,
+        backend: Backend | None = None,
+        clock: Callable[[], float] = time.time,
+        name: str | None = None,
+    ) -> None:
+        self.config = config = config if config is not None else CacheConfig()
+        self.name = name or config.namespace
+        self.clock = clock
+        self.codec = Codec(
+            compression_threshold=config.compression_threshold_bytes
+            if config.enable_compression else None,
+            signing_key=config.signing_key,
+        )
+        if backend is None:
+            from scancache.cache.factory import make_backend
+
+            backend = make_backend(config, self.codec)
+        self.backend = backend
+        self.stats = CacheStats()
+        self._burst_log = _BurstLog(self.name)
+        self._flights = AsyncSingleFlight()
+        self._thread_flights = SingleFlight()
+        self._countdown = SAMPLE_EVERY
+        self._next_cleanup = clock() + config.cleanup_interval
+        self._backend_get = backend.get
+        self._holds_records = backend.holds_records
+
+    # ------------------------------------------------------------------ policy
+    def _lifetimes(self, value: Any, ttl: TTL, stale_ttl: float | None) -> tuple[float, float]:
+        """(ttl, stale) in seconds after clamping; ttl_seconds is the default and the ceiling."""
+        seconds = ttl(value) if callable(ttl) else ttl
+        ceiling = self.config.ttl_seconds
+        if seconds is None:
+            seconds = ceiling
+        elif not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds != seconds:
+            raise ValueError(f"ttl must be a number of seconds, got {seconds!r}")
+        elif seconds < 0:
+            raise ValueError(f"ttl must not be negative, got {seconds}")
+        stale = self.config.stale_ttl_seconds if stale_ttl is None else stale_ttl
+        if stale < 0:
+            raise ValueError(f"stale_ttl must not be negative, got {stale}")
+        return min(float(seconds), ceiling), float(stale)
+
+    def _make(self, key: str, value: Any, ttl: TTL, stale_ttl: float | None
+              ) -> tuple[Record, bytes | None] | None:
+        if not isinstance(key, str):
+            raise TypeError(f"cache keys are str, got {type(key).__name__}")
+        seconds, stale = self._lifetimes(value, ttl, stale_ttl)
+        if seconds <= 0 and stale <= 0:
+            return None  # a zero lifetime stores nothing
+        now = self.clock()
+        expires_at = now + seconds
+        stale_until = expires_at + stale
+        if self.backend.wants_blob:
+            blob = self.codec.encode(key, value, expires_at, stale_until)
+            return Record(value, expires_at, stale_until, len(blob)), blob
+        return Record(value, expires_at, stale_until, self.codec.size_of(value)), None
+
+    def _load(self, key: str, raw: Any) -> Record | None:
+        """A Record from what the backend returned; None (and the row removed) when corrupt."""
+        if self._holds_records:
+            return raw
+        try:
+            value, expires_at, stale_until = self.codec.decode(key, raw)
+        except CorruptEntry as exc:
+            self.stats.corrupt += 1
+            self.stats.errors += 1
+            self._burst_log.error("decode", exc)
+            self._safe(self.backend.delete, key)
+            return None
+        return Record(value, expires_at, stale_until, len(raw))
+
+    def _safe(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self.stats.errors += 1
+            self._burst_log.error(getattr(fn, "__name__", "call"), exc)
+            return None
+
+    def _classify(self, key: str, raw: Any, now: float, as_entry: bool, allow_stale: bool = False
+                  ) -> Any:
+        """The value (or a CacheEntry when as_entry) for raw, or _MISSING; counts stats."""
+        record = self._load(key, raw)
+        if record is None:
+            self.stats.misses += 1
+            return _MISSING
+        if now < record.expires_at:
+            self.stats.hits += 1
+            if as_entry:
+                return CacheEntry(record.value, record.expires_at, record.stale_until, False)
+            return record.value
+        if now < record.stale_until:
+            if allow_stale:
+                self.stats.stale_hits += 1
+                return CacheEntry(record.value, record.expires_at, record.stale_until, True)
+            self.stats.misses += 1
+            return _MISSING
+        self.stats.expirations += 1
+        self.stats.misses += 1
+        self._safe(self.backend.discard, key, raw)
+        return _MISSING
+
+    def _maybe_cleanup(self, now: float) -> None:
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + self.config.cleanup_interval
+            self.cleanup(now)
+
+    def cleanup(self, now: float | None = None) -> int:
+        """Remove entries past their stale window now; returns how many. O(expired) with an index."""
+        removed = self._safe(self.backend.purge_expired, self.clock() if now is None else now) or 0
+        self.stats.expirations += removed
+        return removed
+
+    # ------------------------------------------------------------------ sync API
+    def get(self, key: str, default: Any = None) -> Any:
+        """The fresh value for key, else default. O(1) in memory; never raises on backend failure."""
+        self._countdown -= 1
+        if self._countdown <= 0:
+            return self._timed("get", self._get, key, default)
+        return self._get(key, default)
+
+    def _get(self, key: str, default: Any) -> Any:
+        try:
+            raw = self._backend_get(key)
+        except Exception as exc:
+            self.stats.errors += 1
+            self.stats.misses += 1
+            self._burst_log.error("get", exc)
+            return default
+        if raw is None:
+            self.stats.misses += 1
+            return default
+        # Inline fast path of _classify for memory/hybrid records that are fresh.
+        if self._holds_records and self.clock() < raw.expires_at:
+            self.stats.hits += 1
+            return raw.value
+        value = self._classify(key, raw, self.clock(), False)
+        return default if value is _MISSING else value
+
+    def _timed(self, operation: str, fn: Callable[..., Any], *args: Any) -> Any:
+        self._countdown = SAMPLE_EVERY
+        start = time.perf_counter_ns()
+        try:
+            return fn(*args)
+        finally:
+            self.stats.record_latency(operation, time.perf_counter_ns() - start)
+
+    def get_entry(self, key: str, *, allow_stale: bool = True) -> CacheEntry | None:
+        """The entry for key with its times, including a stale one when allow_stale; else None."""
+        try:
+            raw = self._backend_get(key)
+        except Exception as exc:
+            self.stats.errors += 1
+            self.stats.misses += 1
+            self._burst_log.error("get", exc)
+            return None
+        if raw is None:
+            self.stats.misses += 1
+            return None
+        entry = self._classify(key, raw, self.clock(), True, allow_stale)
+        return None if entry is _MISSING else entry
+
+    def set(self, key: str, value: Any, ttl: TTL = None, *, stale_ttl: float | None = None) -> bool:
+        """Store value for ttl seconds (default and ceiling: ttl_seconds) plus stale_ttl.
+
+        Returns False if the backend failed (logged, counted); raises TypeError/ValueError for a
+        key, value or ttl that can never be stored.
+        """
+        start = time.perf_counter_ns()
+        made = self._make(key, value, ttl, stale_ttl)
+        if made is None:
+            self.delete(key)
+            return True
+        record, blob = made
+        try:
+            self.backend.set(key, record, blob)
+        except Exception as exc:
+            self.stats.write_failures += 1
+            self.stats.errors += 1
+            self._burst_log.error("set", exc)
+            return False
+        self.stats.sets += 1
+        self.stats.record_latency("set", time.perf_counter_ns() - start)
+        self._maybe_cleanup(self.clock())
+        return True
+
+    def delete(self, key: str) -> bool:
+        """Remove key; True if it was there. Backend failure: False, logged and counted."""
+        self.stats.deletes += 1
+        return bool(self._safe(self.backend.delete, key))
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """{key: value} for the fresh keys among keys (one round trip on Redis and SQLite)."""
+        keys = list(keys)
+        start = time.perf_counter_ns()
+        try:
+            found = self.backend.get_many(keys)
+        except Exception as exc:
+            self.stats.errors += 1
+            self.stats.misses += len(keys)
+            self._burst_log.error("get_many", exc)
+            return {}
+        out = self._collect(keys, found)
+        self.stats.record_latency("get_many", time.perf_counter_ns() - start)
+        return out
+
+    def _collect(self, keys: Sequence[str], found: Mapping[str, Any]) -> dict[str, Any]:
+        now = self.clock()
+        out = {}
+        for key in keys:
+            raw = found.get(key)
+            if raw is None:
+                self.stats.misses += 1
+                continue
+            value = self._classify(key, raw, now, False)
+            if value is not _MISSING:
+                out[key] = value
+        return out
+
+    def _items(self, mapping: Mapping[str, Any], ttl: TTL, stale_ttl: float | None
+               ) -> list[WriteItem]:
+        items = []
+        for key, value in mapping.items():
+            made = self._make(key, value, ttl, stale_ttl)
+            if made is not None:
+                items.append(WriteItem(key, made[0], made[1]))
+        return items
+
+    def set_many(self, mapping: Mapping[str, Any], ttl: TTL = None, *,
+                 stale_ttl: float | None = None) -> bool:
+        """Store every item (one transaction on SQLite, one pipeline on Redis); False on failure."""
+        start = time.perf_counter_ns()
+        items = self._items(mapping, ttl, stale_ttl)
+        try:
+            self.backend.set_many(items)
+        except Exception as exc:
+            self.stats.write_failures += 1
+            self.stats.errors += 1
+            self._burst_log.error("set_many", exc)
+            return False
+        self.stats.sets += len(items)
+        self.stats.record_latency("set_many", time.perf_counter_ns() - start)
+        self._maybe_cleanup(self.clock())
+        return True
+
+    def clear(self) -> int:
+        """Remove every entry of this cache's namespace; returns how many (0 on failure)."""
+        return self._safe(self.backend.clear) or 0
+
+    def get_or_set(self, key: str, factory: Callable[[], Any], ttl: TTL = None, *,
+                   stale_ttl: float | None = None) -> Any:
+        """The cached value, or factory() stored and returned; threads missing one key call it once."""
+        value = self.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+
+        def compute() -> Any:
+            again = self.get(key, _MISSING)
+            if again is not _MISSING:
+                return again
+            result = factory()
+            self.set(key, result, ttl, stale_ttl=stale_ttl)
+            return result
+
+        return self._thread_flights.run(key, compute)
+
+    # ------------------------------------------------------------------ async API
+    async def aget(self, key: str, default: Any = None) -> Any:
+        """Async get; memory reads run inline (no thread hop), others use the backend's async API."""
+        if self._holds_records:
+            return self.get(key, default)
+        try:
+            raw = await self.backend.aget(key)
+        except Exception as exc:
+            self.stats.errors += 1
+            self.stats.misses += 1
+            self._burst_log.error("aget", exc)
+            return default
+        if raw is None:
+            self.stats.misses += 1
+            return default
+        value = self._classify(key, raw, self.clock(), False)
+        return default if value is _MISSING else value
+
+    async def aget_entry(self, key: str, *, allow_stale: bool = True) -> CacheEntry | None:
+        """Async get_entry."""
+        if self._holds_records:
+            return self.get_entry(key, allow_stale=allow_stale)
+        try:
+            raw = await self.backend.aget(key)
+        except Exception as exc:
+            self.stats.errors += 1
+            self.stats.misses += 1
+            self._burst_log.error("aget", exc)
+            return None
+        if raw is None:
+            self.stats.misses += 1
+            return None
+        entry = self._classify(key, raw, self.clock(), True, allow_stale)
+        return None if entry is _MISSING else entry
+
+    async def aset(self, key: str, value: Any, ttl: TTL = None, *,
+                   stale_ttl: float | None = None) -> bool:
+        """Async set."""
+        made = self._make(key, value, ttl, stale_ttl)
+        if made is None:
+            await self.adelete(key)
+            return True
+        try:
+            await self.backend.aset(key, made[0], made[1])
+        except Exception as exc:
+            self.stats.write_failures += 1
+            self.stats.errors += 1
+            self._burst_log.error("aset", exc)
+            return False
+        self.stats.sets += 1
+        self._maybe_cleanup(self.clock())
+        return True
+
+    async def adelete(self, key: str) -> bool:
+        """Async delete."""
+        self.stats.deletes += 1
+        try:
+            return bool(await self.backend.adelete(key))
+        except Exception as exc:
+            self.stats.errors += 1
+            self._burst_log.error("adelete", exc)
+            return False
+
+    async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Async get_many (MGET on Redis)."""
+        keys = list(keys)
+        try:
+            found = await self.backend.aget_many(keys)
+        except Exception as exc:
+            self.stats.errors += 1
+            self.stats.misses += len(keys)
+            self._burst_log.error("aget_many", exc)
+            return {}
+        return self._collect(keys, found)
+
+    async def aset_many(self, mapping: Mapping[str, Any], ttl: TTL = None, *,
+                        stale_ttl: float | None = None) -> bool:
+        """Async set_many (one pipeline on Redis)."""
+        items = self._items(mapping, ttl, stale_ttl)
+        try:
+            await self.backend.aset_many(items)
+        except Exception as exc:
+            self.stats.write_failures += 1
+            self.stats.errors += 1
+            self._burst_log.error("aset_many", exc)
+            return False
+        self.stats.sets += len(items)
+        return True
+
+    async def aclear(self) -> int:
+        """Async clear."""
+        try:
+            return int(await self.backend.aclear() or 0)
+        except Exception as exc:
+            self.stats.errors += 1
+            self._burst_log.error("aclear", exc)
+            return 0
+
+    async def acoalesce(self, key: Any, factory: Callable[[], Any]) -> Any:
+        """Run factory once for all tasks asking for key at the same time; nothing is cached."""
+        return await self._flights.run(key, factory)
+
+    async def aget_or_set(self, key: str, factory: Callable[[], Any], ttl: TTL = None, *,
+                          stale_ttl: float | None = None) -> Any:
+        """The cached value, or the result of factory() (sync or async) stored and returned.
+
+        Concurrent callers of one missing key share one factory call (single-flight); a factory
+        exception reaches every waiting caller and nothing is stored. ttl may be a function of the
+        value.
+        """
+        value = await self.aget(key, _MISSING)
+        if value is not _MISSING:
+            return value
+
+        async def compute() -> Any:
+            result = await call_factory(factory)
+            await self.aset(key, result, ttl, stale_ttl=stale_ttl)
+            return result
+
+        return await self._flights.run(key, compute)
+
+    @property
+    def inflight_joined(self) -> int:
+        """How many callers waited for another caller's factory instead of running their own."""
+        return self._flights.joined + self._thread_flights.joined
+
+    # ------------------------------------------------------------------ stats and lifecycle
+    def __len__(self) -> int:
+        return int(self._safe(self.backend.size) or 0)
+
+    def get_stats(self) -> dict[str, Any]:
+        """hits, misses, stale_hits, hit_rate, size, bytes, evictions, expirations, errors, ..."""
+        stats = self.stats.as_dict(
+            size=int(self._safe(self.backend.size) or 0),
+            size_bytes=int(self._safe(self.backend.size_bytes) or 0),
+            evictions=int(getattr(self.backend, "evictions", 0)),
+        )
+        stats["backend"] = self.config.cache_type.value
+        stats["inflight_joined"] = self.inflight_joined
+        return stats
+
+    def close(self) -> None:
+        """Release files and connections; the cache must not be used afterwards."""
+        self._safe(self.backend.close)
+
+    async def aclose(self) -> None:
+        """Async close."""
+        try:
+            await self.backend.aclose()
+        except Exception as exc:
+            self._burst_log.error("aclose", exc)
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Cache:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Cache {self.name!r} {self.config.cache_type.value}>"

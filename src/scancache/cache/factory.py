@@ -1,0 +1,65 @@
+"""Build the backend a CacheConfig names; each backend module is imported only when chosen."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from scancache.cache.backend import Backend
+from scancache.cache.codec import Codec
+from scancache.cache.memory import MemoryBackend
+from scancache.config import CacheConfig, CacheType
+
+__all__ = ["make_backend", "sqlite_path"]
+
+SQLITE_FILENAME = "scancache.sqlite3"
+
+
+def sqlite_path(config: CacheConfig) -> Path:
+    """Where a disk cache lives: cache_dir/scancache.sqlite3, or a private temp file when
+    enable_persistence is False (deleted on close)."""
+    if not config.enable_persistence:
+        fd, name = tempfile.mkstemp(prefix="scancache-", suffix=".sqlite3")
+        os.close(fd)
+        return Path(name)
+    return config.resolved_cache_dir() / SQLITE_FILENAME
+
+
+def _memory(config: CacheConfig) -> MemoryBackend:
+    return MemoryBackend(config.max_size, config.max_memory_bytes, thread_safe=config.thread_safe)
+
+
+def _disk(config: CacheConfig) -> Backend:
+    from scancache.cache.sqlite import SQLiteBackend
+
+    return SQLiteBackend(
+        sqlite_path(config),
+        namespace=config.namespace,
+        max_entries=config.disk_max_size,
+        delete_on_close=not config.enable_persistence,
+    )
+
+
+def _redis(config: CacheConfig) -> Backend:
+    from scancache.cache.redis import RedisBackend
+
+    assert config.redis_url is not None
+    return RedisBackend(config.redis_url, namespace=config.namespace,
+                        timeout_seconds=config.redis_timeout_seconds)
+
+
+def make_backend(config: CacheConfig, codec: Codec) -> Backend:
+    """The backend for config.cache_type; HYBRID puts memory in front of Redis (when redis_url
+    is set) or of SQLite."""
+    kind = config.cache_type
+    if kind is CacheType.MEMORY:
+        return _memory(config)
+    if kind is CacheType.DISK:
+        return _disk(config)
+    if kind is CacheType.REDIS:
+        return _redis(config)
+    from scancache.cache.hybrid import HybridBackend
+
+    back = _redis(config) if config.redis_url else _disk(config)
+    return HybridBackend(_memory(config), back, codec)

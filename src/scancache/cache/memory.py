@@ -1,0 +1,145 @@
+"""In-process LRU storage with entry and byte limits.
+
+Reads take no lock: dict lookups and OrderedDict.move_to_end are atomic under the GIL, and a
+KeyError from a concurrent delete is harmless. Writes and evictions take one lock, so the entry and
+byte counts stay exact under threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+from scancache.cache.backend import Record, WriteItem
+
+__all__ = ["MemoryBackend"]
+
+
+class MemoryBackend:
+    """LRU dict of Records bounded by max_entries and max_bytes (whichever is hit first).
+
+    Cost: get O(1), set O(1) amortised plus evictions, purge_expired O(n).
+    Never raises on reads; set raises ValueError only for an entry larger than max_bytes.
+    """
+
+    holds_records = True
+    wants_blob = False
+
+    def __init__(self, max_entries: int, max_bytes: int, *, thread_safe: bool = True) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[str, Record] = OrderedDict()
+        self._bytes = 0
+        self._lock: Any = threading.Lock() if thread_safe else nullcontext()
+        self.evictions = 0
+
+    def get(self, key: str) -> Record | None:
+        record = self._data.get(key)
+        if record is not None:
+            try:
+                self._data.move_to_end(key)
+            except KeyError:  # deleted by another thread between the two calls
+                pass
+        return record
+
+    def peek(self, key: str) -> Record | None:
+        """The record without touching LRU order."""
+        return self._data.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        out = {}
+        for key in keys:
+            record = self.get(key)
+            if record is not None:
+                out[key] = record
+        return out
+
+    def set(self, key: str, record: Record, blob: bytes | None = None) -> None:
+        if record.nbytes > self.max_bytes:
+            raise ValueError(f"entry of {record.nbytes} bytes exceeds max_memory_mb")
+        with self._lock:
+            self._store(key, record)
+            self._evict()
+
+    def set_many(self, items: Sequence[WriteItem]) -> None:
+        with self._lock:
+            for item in items:
+                if item.record.nbytes <= self.max_bytes:
+                    self._store(item.key, item.record)
+            self._evict()
+
+    def _store(self, key: str, record: Record) -> None:
+        old = self._data.pop(key, None)
+        if old is not None:
+            self._bytes -= old.nbytes
+        self._data[key] = record
+        self._bytes += record.nbytes
+
+    def _evict(self) -> None:
+        data = self._data
+        while len(data) > self.max_entries or self._bytes > self.max_bytes:
+            _, old = data.popitem(last=False)
+            self._bytes -= old.nbytes
+            self.evictions += 1
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is None:
+                return False
+            self._bytes -= old.nbytes
+            return True
+
+    def discard(self, key: str, raw: Any) -> None:
+        with self._lock:
+            if self._data.get(key) is raw:
+                del self._data[key]
+                self._bytes -= raw.nbytes
+
+    def clear(self) -> int:
+        with self._lock:
+            count = len(self._data)
+            self._data.clear()
+            self._bytes = 0
+            return count
+
+    def purge_expired(self, now: float) -> int:
+        with self._lock:
+            dead = [k for k, r in self._data.items() if r.stale_until <= now]
+            for key in dead:
+                self._bytes -= self._data.pop(key).nbytes
+            return len(dead)
+
+    def size(self) -> int:
+        return len(self._data)
+
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def close(self) -> None:
+        """Nothing to release; entries stay readable (closing a memory cache is a no-op)."""
+
+    # Async twins: a dict operation never blocks, so no thread hop.
+    async def aget(self, key: str) -> Record | None:
+        return self.get(key)
+
+    async def aget_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        return self.get_many(keys)
+
+    async def aset(self, key: str, record: Record, blob: bytes | None = None) -> None:
+        self.set(key, record, blob)
+
+    async def aset_many(self, items: Sequence[WriteItem]) -> None:
+        self.set_many(items)
+
+    async def adelete(self, key: str) -> bool:
+        return self.delete(key)
+
+    async def aclear(self) -> int:
+        return self.clear()
+
+    async def aclose(self) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""DNSCache: record-TTL-aware caching resolver over the cache core."""

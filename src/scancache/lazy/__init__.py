@@ -1,0 +1,1 @@
+"""LazyModuleLoader: on-demand, background, preload and conditional module loading."""

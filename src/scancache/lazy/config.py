@@ -1,0 +1,75 @@
+"""LazyLoadConfig and LazyLoadStrategy, as the seed describes them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from scancache.config import _is_number, _require
+
+__all__ = ["LazyLoadConfig", "LazyLoadStrategy"]
+
+
+class LazyLoadStrategy(enum.Enum):
+    """When modules are imported."""
+
+    ON_DEMAND = "on_demand"
+    BACKGROUND = "background"
+    PRELOAD = "preload"
+    CONDITIONAL = "conditional"
+
+    @classmethod
+    def parse(cls, value: LazyLoadStrategy | str) -> LazyLoadStrategy:
+        """Accept a member or its name/value in any case."""
+        if isinstance(value, LazyLoadStrategy):
+            return value
+        if isinstance(value, str):
+            text = value.strip().lower()
+            for member in cls:
+                if text in (member.value, member.name.lower()):
+                    return member
+        choices = ", ".join(m.value for m in cls)
+        raise ValueError(f"strategy: unknown strategy {value!r} (choose one of {choices})")
+
+
+@dataclass
+class LazyLoadConfig:
+    """Settings of a LazyModuleLoader (the seed's fields, plus main-thread-only modules)."""
+
+    strategy: LazyLoadStrategy = LazyLoadStrategy.ON_DEMAND
+    preload_modules: list[str] = field(default_factory=list)
+    background_workers: int = 2
+    load_timeout: float = 30.0
+    enable_monitoring: bool = True
+    cache_loaded_modules: bool = True
+    memory_limit_mb: float = 256
+    main_thread_modules: list[str] = field(default_factory=list)
+    trace_memory: bool = False
+
+    def __post_init__(self) -> None:
+        self.strategy = LazyLoadStrategy.parse(self.strategy)
+        _require(isinstance(self.preload_modules, list | tuple)
+                 and all(isinstance(m, str) and m for m in self.preload_modules),
+                 "preload_modules", "must be a list of module names")
+        self.preload_modules = list(self.preload_modules)
+        _require(isinstance(self.background_workers, int) and self.background_workers >= 1,
+                 "background_workers", "must be an integer >= 1")
+        _require(_is_number(self.load_timeout) and self.load_timeout > 0, "load_timeout",
+                 "must be a positive number of seconds")
+        _require(_is_number(self.memory_limit_mb) and self.memory_limit_mb > 0, "memory_limit_mb",
+                 "must be a positive number")
+        for name in ("enable_monitoring", "cache_loaded_modules", "trace_memory"):
+            _require(isinstance(getattr(self, name), bool), name, "must be true or false")
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], *, section: str = "lazy") -> LazyLoadConfig:
+        """Build from a config-file section; unknown keys are a ValueError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"[{section}]: unknown setting(s) {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ValueError(f"[{section}]: {exc}") from None

@@ -1,0 +1,1 @@
+"""VulnerabilityDBCache: cached, batched OSV and NVD queries and an offline OSV mirror."""

@@ -1,0 +1,65 @@
+"""VulnDBConfig: a CacheConfig plus the OSV/NVD endpoints, rate limits and retry policy."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from scancache.config import CacheConfig, _is_number, _require
+
+__all__ = ["VulnDBConfig", "DEFAULT_OSV_URL", "DEFAULT_NVD_URL"]
+
+DEFAULT_OSV_URL = "https://api.osv.dev"
+DEFAULT_NVD_URL = "https://services.nvd.nist.gov/rest/json/cves/2.0"
+
+
+@dataclass
+class VulnDBConfig(CacheConfig):
+    """Vulnerability settings. Empty results live negative_ttl_seconds; records are kept
+    stale_ttl_seconds past expiry to answer while an API is down. NVD allows nvd_rate_limit
+    requests per nvd_rate_window_seconds (5 per 30 s without a key, 50 with one)."""
+
+    osv_url: str | None = None
+    nvd_url: str | None = None
+    nvd_api_key: str | None = None
+    negative_ttl_seconds: float = 600
+    stale_ttl_seconds: float = 86400
+    timeout_seconds: float = 30.0
+    max_retries: int = 4
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    nvd_rate_limit: int | None = None
+    nvd_rate_window_seconds: float = 30.0
+    osv_batch_size: int = 1000
+    osv_concurrency: int = 10
+    mirror_path: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        env = os.environ
+        if self.osv_url is None:
+            self.osv_url = env.get("SCANCACHE_OSV_URL") or DEFAULT_OSV_URL
+        if self.nvd_url is None:
+            self.nvd_url = env.get("SCANCACHE_NVD_URL") or DEFAULT_NVD_URL
+        if self.nvd_api_key is None:
+            self.nvd_api_key = env.get("SCANCACHE_NVD_API_KEY") or None
+        for name in ("osv_url", "nvd_url"):
+            url = getattr(self, name)
+            _require(isinstance(url, str) and url.startswith(("http://", "https://")), name,
+                     f"must be an http(s) URL, got {url!r}")
+            setattr(self, name, url.rstrip("/"))
+        for name in ("negative_ttl_seconds", "timeout_seconds", "backoff_base_seconds",
+                     "backoff_max_seconds", "nvd_rate_window_seconds"):
+            value = getattr(self, name)
+            _require(_is_number(value) and value >= 0, name, f"must be a number >= 0, got {value!r}")
+        _require(self.timeout_seconds > 0, "timeout_seconds", "must be positive")
+        _require(isinstance(self.max_retries, int) and self.max_retries >= 0, "max_retries",
+                 "must be an integer >= 0")
+        _require(isinstance(self.osv_batch_size, int) and 1 <= self.osv_batch_size <= 1000,
+                 "osv_batch_size", "must be an integer from 1 to 1000 (OSV's limit)")
+        _require(isinstance(self.osv_concurrency, int) and self.osv_concurrency >= 1,
+                 "osv_concurrency", "must be an integer >= 1")
+        if self.nvd_rate_limit is None:
+            self.nvd_rate_limit = 50 if self.nvd_api_key else 5
+        _require(isinstance(self.nvd_rate_limit, int) and self.nvd_rate_limit >= 1,
+                 "nvd_rate_limit", "must be an integer >= 1")

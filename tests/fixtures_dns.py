@@ -1,0 +1,1 @@
+"""Fixtures for loopback dns servers."""

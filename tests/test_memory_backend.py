@@ -1,0 +1,109 @@
+"""Memory backend: LRU order, entry and byte limits, thread safety."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+
+from scancache.cache.core import Cache
+from scancache.cache.memory import MemoryBackend
+from scancache.config import CacheConfig
+
+
+def test_least_recently_used_entry_is_evicted_first():
+    cache = Cache(CacheConfig(max_size=3))
+    for key in "abc":
+        cache.set(key, key)
+    assert cache.get("a") == "a"  # a is now the most recently used
+    cache.set("d", "d")
+    assert cache.get("b") is None
+    assert cache.get_many(["a", "c", "d"]) == {"a": "a", "c": "c", "d": "d"}
+    assert cache.get_stats()["evictions"] == 1
+
+
+def test_byte_limit_evicts_before_the_entry_limit():
+    cache = Cache(CacheConfig(max_size=1000, max_memory_mb=0.01))  # ~10 KiB
+    for i in range(100):
+        cache.set(f"k{i}", "x" * 500)
+    stats = cache.get_stats()
+    assert stats["bytes"] <= 0.01 * 1024 * 1024
+    assert stats["size"] < 100 and stats["evictions"] == 100 - stats["size"]
+    assert cache.get("k99") == "x" * 500
+
+
+def test_entry_larger_than_the_byte_limit_is_refused_not_stored():
+    cache = Cache(CacheConfig(max_memory_mb=0.001))
+    assert cache.set("huge", "x" * 10_000) is False
+    assert cache.get("huge") is None
+    assert cache.get_stats()["write_failures"] == 1
+
+
+def test_purge_expired_counts_and_frees_bytes():
+    now = [1000.0]
+    cache = Cache(CacheConfig(ttl_seconds=10), clock=lambda: now[0])
+    cache.set_many({f"k{i}": i for i in range(10)}, ttl=5)
+    cache.set("keep", 1)
+    now[0] += 6
+    assert cache.cleanup() == 10
+    assert cache.get_stats()["size"] == 1
+
+
+def test_periodic_cleanup_runs_on_writes_after_cleanup_interval():
+    now = [1000.0]
+    cache = Cache(CacheConfig(ttl_seconds=10, cleanup_interval=30), clock=lambda: now[0])
+    cache.set_many({f"k{i}": i for i in range(10)}, ttl=5)
+    now[0] += 31
+    cache.set("trigger", 1)
+    assert len(cache) == 1
+
+
+def test_many_threads_keep_counts_exact():
+    backend_limit = 200
+    cache = Cache(CacheConfig(max_size=backend_limit))
+    errors = []
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for _ in range(3000):
+                key = f"k{rng.randrange(500)}"
+                op = rng.random()
+                if op < 0.5:
+                    cache.get(key)
+                elif op < 0.9:
+                    cache.set(key, key)
+                else:
+                    cache.delete(key)
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    backend = cache.backend
+    assert isinstance(backend, MemoryBackend)
+    assert backend.size() <= backend_limit
+    assert backend.size_bytes() == sum(r.nbytes for r in backend._data.values())
+    for key, record in list(backend._data.items()):
+        assert record.value == key
+
+
+def test_discard_only_removes_the_record_it_was_given():
+    backend = MemoryBackend(10, 10_000)
+    cache = Cache(CacheConfig(), backend=backend)
+    cache.set("k", "old")
+    old = backend.peek("k")
+    cache.set("k", "new")
+    backend.discard("k", old)
+    assert cache.get("k") == "new"
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_max_size_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="max_size"):
+        CacheConfig(max_size=bad)
