@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -16,8 +17,9 @@ from scancache.config import CacheConfig, CacheType
 class FakeClock:
     """Epoch seconds that move only when a test says so."""
 
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
+    def __init__(self, start: float | None = None) -> None:
+        # Start at the real time: Redis turns absolute expiry into relative PX against its own clock.
+        self.now = time.time() if start is None else start
 
     def __call__(self) -> float:
         return self.now
@@ -195,6 +197,14 @@ def test_get_or_set_runs_the_factory_once_across_threads(make_cache):
     assert len(calls) == 1
 
 
+async def _until(condition, timeout: float = 5.0) -> None:
+    """Yield to the loop until condition() holds (a bounded wait for tasks to line up, not a race)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "tasks never lined up"
+        await asyncio.sleep(0.001)
+
+
 async def test_async_api_round_trip(make_cache):
     cache = make_cache()
     assert await cache.aset("k", [1, 2]) is True
@@ -220,7 +230,7 @@ async def test_aget_or_set_single_flight_across_tasks(make_cache):
         return {"answer": 42}
 
     tasks = [asyncio.create_task(cache.aget_or_set("q", factory)) for _ in range(200)]
-    await asyncio.sleep(0)  # let every task reach the flight
+    await _until(lambda: cache.inflight_joined >= 199)
     release.set()
     results = await asyncio.gather(*tasks)
     assert calls == 1
@@ -232,14 +242,18 @@ async def test_aget_or_set_failure_reaches_every_waiter_and_stores_nothing(make_
     cache = make_cache()
     calls = 0
 
+    release = asyncio.Event()
+
     async def factory():
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0)
+        await release.wait()
         raise RuntimeError("upstream down")
 
-    results = await asyncio.gather(*[cache.aget_or_set("q", factory) for _ in range(20)],
-                                   return_exceptions=True)
+    tasks = [asyncio.create_task(cache.aget_or_set("q", factory)) for _ in range(20)]
+    await _until(lambda: cache.inflight_joined >= 19)
+    release.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
     assert calls == 1
     assert all(isinstance(r, RuntimeError) for r in results)
     assert await cache.aget("q") is None

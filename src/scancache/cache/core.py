@@ -26,6 +26,7 @@ log = logging.getLogger("scancache.cache")
 #: A lifetime in seconds, or a function of the value that returns one (DNS: the record's TTL).
 TTL = float | int | Callable[[Any], float] | None
 _MISSING = object()
+_record = tuple.__new__  # Record(...) without NamedTuple's Python-level __new__ (set hot path)
 _ERROR_LOG_QUIET_SECONDS = 10.0
 
 
@@ -102,6 +103,10 @@ class Cache:
         self._next_cleanup = clock() + config.cleanup_interval
         self._backend_get = backend.get
         self._holds_records = backend.holds_records
+        # A backend with an in-process index (memory, hybrid's front) lends get() its dict methods:
+        # the hit path then costs two dict operations and no extra call frame.
+        lookup = getattr(backend, "lookup_functions", None)
+        self._index_get, self._index_touch = lookup() if lookup is not None else (None, None)
 
     # ------------------------------------------------------------------ policy
     def _lifetimes(self, value: Any, ttl: TTL, stale_ttl: float | None) -> tuple[float, float]:
@@ -131,8 +136,8 @@ class Cache:
         stale_until = expires_at + stale
         if self.backend.wants_blob:
             blob = self.codec.encode(key, value, expires_at, stale_until)
-            return Record(value, expires_at, stale_until, len(blob)), blob
-        return Record(value, expires_at, stale_until, self.codec.size_of(value)), None
+            return _record(Record, (value, expires_at, stale_until, len(blob))), blob
+        return _record(Record, (value, expires_at, stale_until, self.codec.size_of(value))), None
 
     def _load(self, key: str, raw: Any) -> Record | None:
         """A Record from what the backend returned; None (and the row removed) when corrupt."""
@@ -194,6 +199,15 @@ class Cache:
     def get(self, key: str, default: Any = None) -> Any:
         """The fresh value for key, else default. O(1) in memory; never raises on backend failure."""
         self._countdown -= 1
+        if self._countdown > 0 and self._index_get is not None:
+            record = self._index_get(key)
+            if record is not None and self.clock() < record[1]:  # [1]: expires_at
+                try:
+                    self._index_touch(key)
+                except KeyError:  # removed by another thread meanwhile: still a valid read
+                    pass
+                self.stats.hits += 1
+                return record[0]
         if self._countdown <= 0:
             return self._timed("get", self._get, key, default)
         return self._get(key, default)
@@ -245,7 +259,12 @@ class Cache:
         Returns False if the backend failed (logged, counted); raises TypeError/ValueError for a
         key, value or ttl that can never be stored.
         """
-        start = time.perf_counter_ns()
+        self._countdown -= 1
+        if self._countdown <= 0:
+            return self._timed("set", self._set, key, value, ttl, stale_ttl)
+        return self._set(key, value, ttl, stale_ttl)
+
+    def _set(self, key: str, value: Any, ttl: TTL, stale_ttl: float | None) -> bool:
         made = self._make(key, value, ttl, stale_ttl)
         if made is None:
             self.delete(key)
@@ -259,7 +278,6 @@ class Cache:
             self._burst_log.error("set", exc)
             return False
         self.stats.sets += 1
-        self.stats.record_latency("set", time.perf_counter_ns() - start)
         self._maybe_cleanup(self.clock())
         return True
 

@@ -45,6 +45,10 @@ class MemoryBackend:
                 pass
         return record
 
+    def lookup_functions(self) -> tuple[Any, Any]:
+        """(get, touch) of the LRU index, for the Cache front's lock-free hit path."""
+        return self._data.get, self._data.move_to_end
+
     def peek(self, key: str) -> Record | None:
         """The record without touching LRU order."""
         return self._data.get(key)
