@@ -96,3 +96,8 @@ def test_a_zstd_bomb_without_declared_size_is_refused():
     body = compressor.compress(b"\x00" * (codec_module.MAX_BODY_BYTES + 1))
     with pytest.raises(CorruptEntry, match="limit"):
         Codec().decode("key", b"SC\x01\x01" + body)
+
+
+def test_integers_outside_64_bits_are_a_clear_type_error():
+    with pytest.raises(TypeError, match="64-bit"):
+        Codec().encode("k", 2**64, 1, 2)

@@ -30,6 +30,8 @@ class CorruptEntry(ValueError):
 
 
 def _reject_unknown(obj: Any) -> Any:
+    if isinstance(obj, int):
+        raise TypeError(f"integer {obj} cannot be cached: outside the 64-bit range msgpack stores")
     raise TypeError(
         f"value of type {type(obj).__name__} cannot be cached: use None, bool, int, float, str, "
         "bytes, list, tuple or dict"
