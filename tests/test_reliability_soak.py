@@ -21,7 +21,7 @@ SECONDS = 60.0 if os.environ.get("SCANCACHE_LONG") else 3.0
 
 @pytest.mark.slow
 def test_memory_cache_holds_5000_ops_per_second_without_growing():
-    limit_mb = 2
+    limit_mb = 1
     cache = Cache(CacheConfig(max_size=50_000, max_memory_mb=limit_mb, ttl_seconds=30))
     rng = random.Random(7)
     process = psutil.Process()
