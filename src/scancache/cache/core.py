@@ -7,6 +7,7 @@ never raises from a read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -149,7 +150,7 @@ class Cache:
             self.stats.corrupt += 1
             self.stats.errors += 1
             self._burst_log.error("decode", exc)
-            self._safe(self.backend.delete, key)
+            self._safe(self.backend.discard, key, raw)  # discard never waits on a locked file
             return None
         return Record(value, expires_at, stale_until, len(raw))
 
@@ -188,6 +189,15 @@ class Cache:
         if now >= self._next_cleanup:
             self._next_cleanup = now + self.config.cleanup_interval
             self.cleanup(now)
+
+    async def _amaybe_cleanup(self, now: float) -> None:
+        # A purge may wait on another process's SQLite lock: never on the event loop.
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + self.config.cleanup_interval
+            if self._holds_records and self._index_get is not None and not self.backend.wants_blob:
+                self.cleanup(now)
+            else:
+                await asyncio.to_thread(self.cleanup, now)
 
     def cleanup(self, now: float | None = None) -> int:
         """Remove entries past their stale window now; returns how many. O(expired) with an index."""
@@ -411,7 +421,7 @@ class Cache:
             self._burst_log.error("aset", exc)
             return False
         self.stats.sets += 1
-        self._maybe_cleanup(self.clock())
+        await self._amaybe_cleanup(self.clock())
         return True
 
     async def adelete(self, key: str) -> bool:
@@ -448,6 +458,7 @@ class Cache:
             self._burst_log.error("aset_many", exc)
             return False
         self.stats.sets += len(items)
+        await self._amaybe_cleanup(self.clock())
         return True
 
     async def aclear(self) -> int:
