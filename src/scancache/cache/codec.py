@@ -20,6 +20,7 @@ _VERSION = 1
 _FLAG_ZSTD = 1
 _FLAG_SIGNED = 2
 _HEADER_LEN = 4
+_TIME_TYPES = (int, float)
 _SIG_LEN = 32
 #: Decompressed bodies larger than this are refused (a planted zstd bomb is a miss, not an OOM).
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -80,12 +81,15 @@ class Codec:
 
     def decode(self, key: str, blob: bytes) -> tuple[Any, float, float]:
         """(value, expires_at, stale_until) from bytes; CorruptEntry if invalid or badly signed."""
-        if not isinstance(blob, bytes | bytearray | memoryview):
-            raise CorruptEntry(f"expected bytes, got {type(blob).__name__}")
-        blob = bytes(blob)
+        if type(blob) is not bytes:
+            if not isinstance(blob, bytearray | memoryview):
+                raise CorruptEntry(f"expected bytes, got {type(blob).__name__}")
+            blob = bytes(blob)
         if len(blob) < _HEADER_LEN or blob[:2] != _MAGIC or blob[2] != _VERSION:
             raise CorruptEntry("not a scancache entry")
         flags = blob[3]
+        if flags == 0 and self._key is None:  # the common case: plain msgpack, no copy of the header
+            return self._unpack_body(blob[_HEADER_LEN:])
         header = blob[:_HEADER_LEN]
         if flags & _FLAG_SIGNED:
             if self._key is None:
@@ -100,14 +104,18 @@ class Codec:
             body = blob[_HEADER_LEN:]
         if flags & _FLAG_ZSTD:
             body = self._decompress(body)
+        return self._unpack_body(body)
+
+    def _unpack_body(self, body: bytes) -> tuple[Any, float, float]:
         try:
             decoded = self._unpackb(body, raw=False, strict_map_key=False, use_list=True)
         except Exception as exc:  # msgpack raises several types for garbage
             raise CorruptEntry(f"bad msgpack body: {exc}") from None
         if (
-            not isinstance(decoded, list)
+            type(decoded) is not list
             or len(decoded) != 3
-            or not all(isinstance(t, int | float) and not isinstance(t, bool) for t in decoded[:2])
+            or type(decoded[0]) not in _TIME_TYPES
+            or type(decoded[1]) not in _TIME_TYPES
         ):
             raise CorruptEntry("body is not [expires_at, stale_until, value]")
         return decoded[2], float(decoded[0]), float(decoded[1])

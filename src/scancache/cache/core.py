@@ -94,7 +94,7 @@ class Cache:
         if backend is None:
             from scancache.cache.factory import make_backend
 
-            backend = make_backend(config, self.codec)
+            backend = make_backend(config, self.codec, clock=clock)
         self.backend = backend
         self.stats = CacheStats()
         self._burst_log = _BurstLog(self.name)
@@ -104,6 +104,8 @@ class Cache:
         self._next_cleanup = clock() + config.cleanup_interval
         self._backend_get = backend.get
         self._holds_records = backend.holds_records
+        # Only a pure in-process backend may be called synchronously from the event loop.
+        self._memory_only = backend.holds_records and not backend.wants_blob
         # A backend with an in-process index (memory, hybrid's front) lends get() its dict methods:
         # the hit path then costs two dict operations and no extra call frame.
         lookup = getattr(backend, "lookup_functions", None)
@@ -194,7 +196,7 @@ class Cache:
         # A purge may wait on another process's SQLite lock: never on the event loop.
         if now >= self._next_cleanup:
             self._next_cleanup = now + self.config.cleanup_interval
-            if self._holds_records and self._index_get is not None and not self.backend.wants_blob:
+            if self._memory_only:
                 self.cleanup(now)
             else:
                 await asyncio.to_thread(self.cleanup, now)
@@ -374,8 +376,13 @@ class Cache:
     # ------------------------------------------------------------------ async API
     async def aget(self, key: str, default: Any = None) -> Any:
         """Async get; memory reads run inline (no thread hop), others use the backend's async API."""
-        if self._holds_records:
+        if self._memory_only:
             return self.get(key, default)
+        if self._index_get is not None:  # hybrid: a fresh front hit needs no await
+            record = self._index_get(key)
+            if record is not None and self.clock() < record[1]:
+                self.stats.hits += 1
+                return record[0]
         try:
             raw = await self.backend.aget(key)
         except Exception as exc:
@@ -390,8 +397,8 @@ class Cache:
         return default if value is _MISSING else value
 
     async def aget_entry(self, key: str, *, allow_stale: bool = True) -> CacheEntry | None:
-        """Async get_entry."""
-        if self._holds_records:
+        """Async get_entry; the hybrid back tier is awaited, never called from the event loop."""
+        if self._memory_only:
             return self.get_entry(key, allow_stale=allow_stale)
         try:
             raw = await self.backend.aget(key)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from scancache.cache.backend import Backend
@@ -41,15 +43,16 @@ def _disk(config: CacheConfig) -> Backend:
     )
 
 
-def _redis(config: CacheConfig) -> Backend:
+def _redis(config: CacheConfig, clock: Callable[[], float]) -> Backend:
     from scancache.cache.redis import RedisBackend
 
     assert config.redis_url is not None
     return RedisBackend(config.redis_url, namespace=config.namespace,
-                        timeout_seconds=config.redis_timeout_seconds)
+                        timeout_seconds=config.redis_timeout_seconds, clock=clock)
 
 
-def make_backend(config: CacheConfig, codec: Codec) -> Backend:
+def make_backend(config: CacheConfig, codec: Codec, *, clock: Callable[[], float] = time.time
+                 ) -> Backend:
     """The backend for config.cache_type; HYBRID puts memory in front of Redis (when redis_url
     is set) or of SQLite."""
     kind = config.cache_type
@@ -58,8 +61,8 @@ def make_backend(config: CacheConfig, codec: Codec) -> Backend:
     if kind is CacheType.DISK:
         return _disk(config)
     if kind is CacheType.REDIS:
-        return _redis(config)
+        return _redis(config, clock)
     from scancache.cache.hybrid import HybridBackend
 
-    back = _redis(config) if config.redis_url else _disk(config)
+    back = _redis(config, clock) if config.redis_url else _disk(config)
     return HybridBackend(_memory(config), back, codec)

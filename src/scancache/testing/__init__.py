@@ -1,2 +1,3 @@
 """Loopback servers for testing scanners without the internet: DNS (dns_server), OSV and NVD
-(osv_server) and a throwaway redis-server (redis_server). Import the submodule you need."""
+(osv_server) and throwaway redis-server processes, single or a three-node cluster (redis_server).
+Import the submodule you need."""

@@ -17,8 +17,18 @@ DEFAULT_NVD_URL = "https://services.nvd.nist.gov/rest/json/cves/2.0"
 class VulnDBConfig(CacheConfig):
     """Vulnerability settings. Empty results live negative_ttl_seconds; records are kept
     stale_ttl_seconds past expiry to answer while an API is down. NVD allows nvd_rate_limit
-    requests per nvd_rate_window_seconds (5 per 30 s without a key, 50 with one)."""
+    requests per nvd_rate_window_seconds (5 per 30 s without a key, 50 with one).
 
+    Retries: max_retries more attempts after the first, sleeping full-jitter backoff up to
+    backoff_base_seconds * 2**attempt, or Retry-After; both capped at backoff_max_seconds.
+    OSV: osv_batch_size queries per /v1/querybatch (OSV's limit is 1,000), osv_concurrency requests
+    in flight. NVD: nvd_page_size rows per page (at most 2,000). mirror_path: an OSVMirror file that
+    answers package, commit and cve_id queries offline. max_size defaults higher than CacheConfig's
+    because every record is an entry of its own.
+    """
+
+    # Records are many and small: an audit of a few hundred packages outgrows CacheConfig's 1,000.
+    max_size: int = 20000
     osv_url: str | None = None
     nvd_url: str | None = None
     nvd_api_key: str | None = None
@@ -32,7 +42,8 @@ class VulnDBConfig(CacheConfig):
     nvd_rate_window_seconds: float = 30.0
     osv_batch_size: int = 1000
     osv_concurrency: int = 10
-    mirror_path: str | None = None
+    nvd_page_size: int = 2000
+    mirror_path: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -59,6 +70,11 @@ class VulnDBConfig(CacheConfig):
                  "osv_batch_size", "must be an integer from 1 to 1000 (OSV's limit)")
         _require(isinstance(self.osv_concurrency, int) and self.osv_concurrency >= 1,
                  "osv_concurrency", "must be an integer >= 1")
+        _require(isinstance(self.nvd_page_size, int) and 1 <= self.nvd_page_size <= 2000,
+                 "nvd_page_size", "must be an integer from 1 to 2000 (NVD's limit)")
+        if self.mirror_path is not None:
+            _require(isinstance(self.mirror_path, str | os.PathLike), "mirror_path",
+                     f"must be a path, got {self.mirror_path!r}")
         if self.nvd_rate_limit is None:
             self.nvd_rate_limit = 50 if self.nvd_api_key else 5
         _require(isinstance(self.nvd_rate_limit, int) and self.nvd_rate_limit >= 1,

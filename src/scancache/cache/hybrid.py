@@ -1,0 +1,240 @@
+"""Memory in front of a shared or persistent store (Redis or SQLite): read-through, write-through.
+
+Hot keys are answered from process memory without a round trip; the back store is the authority that
+other processes (and the next run) see. The front holds decoded Records, the back holds Codec blobs,
+so a value crosses the codec once per process, on the first read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from scancache.cache.backend import Backend, Record, WriteItem
+from scancache.cache.codec import Codec, CorruptEntry
+from scancache.cache.memory import MemoryBackend
+
+__all__ = ["HybridBackend"]
+
+
+class HybridBackend:
+    """An LRU MemoryBackend in front of a byte backend (Redis, SQLite) that holds every entry.
+
+    get: front, else back -> decode -> fill front. set: front then back (write-through); if the back
+    fails the front still holds the value and the exception propagates, so Cache.set reports False.
+    A corrupt or badly signed blob in the back is deleted there and read as a miss (counted in
+    `corrupt`). A failing back store never hides what the front holds: get_many returns the front's
+    entries and counts the failure in `back_errors`; get on a key the front lacks raises.
+    size() is the back's count (the authoritative store); size_bytes() and evictions are the front's.
+    The front does not see writes made by other processes until its own copy expires or is evicted.
+    """
+
+    holds_records = True
+    wants_blob = True
+
+    def __init__(self, front: MemoryBackend, back: Backend, codec: Codec) -> None:
+        self.front = front
+        self.back = back
+        self.codec = codec
+        self.corrupt = 0
+        self.back_errors = 0
+        self.fills = 0
+
+    @property
+    def evictions(self) -> int:  # type: ignore[override]
+        """LRU evictions from the memory front (the back store keeps evicted entries)."""
+        return self.front.evictions
+
+    def lookup_functions(self) -> tuple[Any, Any]:
+        """(get, touch) of the memory front, for the Cache front's lock-free hit path."""
+        return self.front.lookup_functions()
+
+    # ------------------------------------------------------------------ helpers
+    def _record(self, key: str, raw: Any) -> Record | None:
+        """A Record from what the back returned; a corrupt blob is deleted there and counted."""
+        if self.back.holds_records:
+            return raw
+        try:
+            value, expires_at, stale_until = self.codec.decode(key, raw)
+        except CorruptEntry:
+            self.corrupt += 1
+            with contextlib.suppress(Exception):  # best effort: the next read would retry it
+                self.back.delete(key)
+            return None
+        return Record(value, expires_at, stale_until, len(raw))
+
+    async def _arecord(self, key: str, raw: Any) -> Record | None:
+        if self.back.holds_records:
+            return raw
+        try:
+            value, expires_at, stale_until = self.codec.decode(key, raw)
+        except CorruptEntry:
+            self.corrupt += 1
+            with contextlib.suppress(Exception):
+                await self.back.adelete(key)
+            return None
+        return Record(value, expires_at, stale_until, len(raw))
+
+    def _fill(self, key: str, record: Record) -> None:
+        try:
+            self.front.set(key, record)
+        except ValueError:  # larger than the whole memory budget: only the back keeps it
+            return
+        self.fills += 1
+
+    def _store_front(self, key: str, record: Record) -> None:
+        try:
+            self.front.set(key, record)
+        except ValueError:  # too large for memory; drop any older copy so it cannot be served
+            self.front.delete(key)
+
+    # ------------------------------------------------------------------ sync API
+    def get(self, key: str) -> Record | None:
+        """The Record from memory, else from the back (then kept in memory). Raises if the back fails."""
+        record = self.front.get(key)
+        if record is not None:
+            return record
+        raw = self.back.get(key)
+        if raw is None:
+            return None
+        record = self._record(key, raw)
+        if record is not None:
+            self._fill(key, record)
+        return record
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        """Memory first, then one back call (MGET on Redis) for the rest; fills memory."""
+        found = self.front.get_many(keys)
+        missing = [key for key in keys if key not in found]
+        if not missing:
+            return found
+        try:
+            raws = self.back.get_many(missing)
+        except Exception:
+            if not found:
+                raise
+            self.back_errors += 1
+            return found
+        for key, raw in raws.items():
+            record = self._record(key, raw)
+            if record is not None:
+                self._fill(key, record)
+                found[key] = record
+        return found
+
+    def set(self, key: str, record: Record, blob: bytes | None) -> None:
+        """Write-through: memory, then the back; a back failure propagates (memory keeps the value)."""
+        self._store_front(key, record)
+        self.back.set(key, record, blob)
+
+    def set_many(self, items: Sequence[WriteItem]) -> None:
+        """Memory, then one back call (a pipeline on Redis, a transaction on SQLite)."""
+        for item in items:
+            self._store_front(item.key, item.record)
+        self.back.set_many(items)
+
+    def delete(self, key: str) -> bool:
+        """Delete from both; True if either held the key. A back failure propagates."""
+        in_front = self.front.delete(key)
+        return bool(self.back.delete(key)) or in_front
+
+    def discard(self, key: str, raw: Any) -> None:
+        """Drop an expired Record from memory and from the back unless the back holds a newer one.
+
+        Cost: one extra back read (expiry only); another process may have refreshed the key.
+        """
+        self.front.discard(key, raw)
+        blob = self.back.get(key)
+        if blob is None:
+            return
+        record = self._record(key, blob)
+        if record is not None and record.stale_until <= raw.stale_until:
+            self.back.discard(key, blob)
+
+    def clear(self) -> int:
+        """Clear both; returns how many entries the back held (memory holds a subset)."""
+        front_count = self.front.clear()
+        return max(int(self.back.clear() or 0), front_count)
+
+    def purge_expired(self, now: float) -> int:
+        """Purge both tiers; returns the back's count (plus the front's when the back self-expires)."""
+        front_count = self.front.purge_expired(now)
+        back_count = self.back.purge_expired(now)
+        return back_count or front_count
+
+    def size(self) -> int:
+        """Entries in the back store (cost: the back's size(), a SCAN on Redis)."""
+        return self.back.size()
+
+    def size_bytes(self) -> int:
+        """Bytes held in memory by the front."""
+        return self.front.size_bytes()
+
+    def close(self) -> None:
+        """Close the back store; memory needs nothing."""
+        self.front.close()
+        self.back.close()
+
+    # ------------------------------------------------------------------ async API
+    async def aget(self, key: str) -> Record | None:
+        """Async get: memory inline, the back through its async API."""
+        record = self.front.get(key)
+        if record is not None:
+            return record
+        raw = await self.back.aget(key)
+        if raw is None:
+            return None
+        record = await self._arecord(key, raw)
+        if record is not None:
+            self._fill(key, record)
+        return record
+
+    async def aget_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        """Async get_many: memory inline, the rest in one async back call."""
+        found = self.front.get_many(keys)
+        missing = [key for key in keys if key not in found]
+        if not missing:
+            return found
+        try:
+            raws = await self.back.aget_many(missing)
+        except Exception:
+            if not found:
+                raise
+            self.back_errors += 1
+            return found
+        for key, raw in raws.items():
+            record = await self._arecord(key, raw)
+            if record is not None:
+                self._fill(key, record)
+                found[key] = record
+        return found
+
+    async def aset(self, key: str, record: Record, blob: bytes | None) -> None:
+        """Async write-through."""
+        self._store_front(key, record)
+        await self.back.aset(key, record, blob)
+
+    async def aset_many(self, items: Sequence[WriteItem]) -> None:
+        """Async set_many: memory inline, then one async back call."""
+        for item in items:
+            self._store_front(item.key, item.record)
+        await self.back.aset_many(items)
+
+    async def adelete(self, key: str) -> bool:
+        """Async delete from both tiers."""
+        in_front = self.front.delete(key)
+        return bool(await self.back.adelete(key)) or in_front
+
+    async def aclear(self) -> int:
+        """Async clear of both tiers."""
+        front_count = self.front.clear()
+        return max(int(await self.back.aclear() or 0), front_count)
+
+    async def aclose(self) -> None:
+        """Async close of the back store."""
+        self.front.close()
+        await self.back.aclose()
+
+    def __repr__(self) -> str:
+        return f"<HybridBackend front={self.front!r} back={self.back!r}>"

@@ -1,0 +1,375 @@
+"""VulnerabilityDBCache: OSV and NVD answers, cached by question and by record, batched, rate limited.
+
+Two kinds of cache entries (namespace "vulndb" unless configured otherwise):
+- `q:<sha256 of the canonical query>` -> `{"ids": [[id, modified], ...]}` for OSV answers, or
+  `{"records": [...]}` for NVD answers (NVD records are rarely shared between questions);
+- `v:<id>` -> the full OSV record, so a record that many packages share is fetched and stored once,
+  and refetched only when OSV reports a newer `modified`.
+Empty answers are cached for negative_ttl_seconds. Entries outlive their TTL by stale_ttl_seconds,
+and a stale answer is served (result.stale is True) when the API is down.
+
+cve_id queries ask OSV's /v1/vulns/{id} first (OSV mirrors NVD's CVEs for the ecosystems it
+covers); on a 404 they ask NVD and return its CVE converted to OSV shape. cpe/keyword queries go
+to NVD only. With a mirror (mirror= or config.mirror_path) package, commit and cve_id queries are
+answered offline from it and never touch the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import fields, replace
+from typing import Any
+
+from scancache.cache.core import Cache
+from scancache.config import CacheConfig, CacheType
+from scancache.errors import VulnDBError
+from scancache.vulndb.config import VulnDBConfig
+from scancache.vulndb.query import Query, parse_query
+from scancache.vulndb.result import VulnResult, is_newer, remember_missing_sniffio
+
+__all__ = ["VulnerabilityDBCache", "VulnResult"]
+
+
+def _as_vulndb_config(config: CacheConfig | None, overrides: dict[str, Any]) -> VulnDBConfig:
+    if config is None:
+        config = VulnDBConfig(**overrides)
+    elif not isinstance(config, VulnDBConfig) or overrides:
+        known = {f.name for f in fields(VulnDBConfig)}
+        values = {f.name: getattr(config, f.name) for f in fields(config) if f.name in known}
+        if overrides.get("nvd_api_key") and not values.get("nvd_api_key"):
+            values["nvd_rate_limit"] = None  # recompute: a key raises NVD's limit
+        config = VulnDBConfig(**{**values, **overrides})
+    if config.namespace == "default":  # a copy: the caller's config object is left as it was
+        config = replace(config, namespace="vulndb")
+    return config
+
+
+class VulnerabilityDBCache:
+    """Cached OSV/NVD vulnerability queries: `await query_vulnerability_db(query)`, `query_many`, `audit`.
+
+    config: a VulnDBConfig, or a CacheConfig whose fields are kept (endpoints then come from the
+    arguments, SCANCACHE_OSV_URL / SCANCACHE_NVD_URL, or the public APIs). cache: share an existing
+    Cache instead of building one. http_client: an httpx.AsyncClient to use (not closed by us).
+    clock and sleep are injectable so TTLs, backoff and rate-limit windows are testable without waiting.
+    """
+
+    def __init__(
+        self,
+        config: CacheConfig | None = None,
+        osv_url: str | None = None,
+        nvd_url: str | None = None,
+        nvd_api_key: str | None = None,
+        *,
+        cache: Cache | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        http_client: Any = None,
+        mirror: Any = None,
+    ) -> None:
+        overrides = {k: v for k, v in (("osv_url", osv_url), ("nvd_url", nvd_url),
+                                       ("nvd_api_key", nvd_api_key)) if v is not None}
+        self.config = config = _as_vulndb_config(config, overrides)
+        self._owns_cache = cache is None
+        self.cache = cache if cache is not None else Cache(config, clock=clock)
+        self.clock = clock
+        self.sleep = sleep
+        self._http_client = http_client
+        self._owns_http = http_client is None
+        self._json: Any = None
+        self._osv: Any = None
+        self._nvd: Any = None
+        self._limiter: Any = None
+        self._mirror_arg = mirror if mirror is not None else config.mirror_path
+        self._mirror: Any = None
+        self.counters = {"stale_served": 0, "mirror_answers": 0, "records_fetched": 0}
+
+    # ------------------------------------------------------------------ clients (built lazily)
+    def _clients(self) -> tuple[Any, Any]:
+        if self._osv is None:
+            import httpx
+
+            from scancache.vulndb.http import JSONClient
+            from scancache.vulndb.nvd import NVDClient
+            from scancache.vulndb.osv import OSVClient
+
+            cfg = self.config
+            remember_missing_sniffio()
+            if self._http_client is None:
+                # The OSV client's semaphore bounds concurrency; a pool exactly that size makes
+                # httpcore re-scan its connections for every queued request (4x slower measured).
+                pool = cfg.osv_concurrency * 4 + 4
+                limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+                self._http_client = httpx.AsyncClient(timeout=cfg.timeout_seconds, limits=limits,
+                                                      headers={"User-Agent": "scancache"})
+            self._json = JSONClient(self._http_client, max_retries=cfg.max_retries,
+                                    backoff_base_seconds=cfg.backoff_base_seconds,
+                                    backoff_max_seconds=cfg.backoff_max_seconds, sleep=self.sleep)
+            self._limiter = self._make_limiter()
+            self._osv = OSVClient(self._json, cfg.osv_url or "", concurrency=cfg.osv_concurrency)
+            self._nvd = NVDClient(self._json, cfg.nvd_url or "", api_key=cfg.nvd_api_key,
+                                  limiter=self._limiter, page_size=cfg.nvd_page_size)
+        return self._osv, self._nvd
+
+    def _make_limiter(self) -> Any:
+        from scancache.vulndb.ratelimit import RedisWindowLimiter, SlidingWindowLimiter
+
+        cfg = self.config
+        limit, window = int(cfg.nvd_rate_limit or 5), cfg.nvd_rate_window_seconds
+        if cfg.cache_type in (CacheType.REDIS, CacheType.HYBRID) and cfg.redis_url:
+            return RedisWindowLimiter(cfg.redis_url, f"scancache:{cfg.namespace}:nvd-rate", limit,
+                                      window, clock=self.clock, sleep=self.sleep)
+        return SlidingWindowLimiter(limit, window, clock=self.clock, sleep=self.sleep)
+
+    @property
+    def mirror(self) -> Any:
+        """The offline OSVMirror answering queries, or None when none is configured."""
+        if self._mirror is None and self._mirror_arg is not None:
+            from scancache.vulndb.mirror import OSVMirror
+
+            arg = self._mirror_arg
+            self._mirror = arg if isinstance(arg, OSVMirror) else OSVMirror(arg)
+        return self._mirror
+
+    # ------------------------------------------------------------------ TTL policy
+    def _query_ttl(self, value: dict[str, Any]) -> float:
+        empty = not value.get("ids") and not value.get("records")
+        return min(self.config.negative_ttl_seconds, self.config.ttl_seconds) if empty else \
+            self.config.ttl_seconds
+
+    # ------------------------------------------------------------------ single queries
+    async def query_vulnerability_db(self, query: dict[str, Any] | Query) -> VulnResult:
+        """The OSV records answering query (see scancache.vulndb.query for its fields).
+
+        Cost: a cache hit is one or two cache reads; a miss is one OSV request per result page (plus
+        NVD requests for CVEs OSV lacks). Concurrent identical queries share one fetch. Raises
+        ValueError for an invalid query, VulnDBError when the API fails and no stale answer exists.
+        """
+        q = parse_query(query)
+        if self.mirror is not None and q.kind != "nvd":
+            self.counters["mirror_answers"] += 1
+            return VulnResult(self.mirror.query(q), source="mirror")
+        return await self.cache.acoalesce(("vulndb-query", q.key), lambda: self._answer(q))
+
+    async def _answer(self, q: Query) -> VulnResult:
+        key = f"q:{q.key}"
+        entry = await self.cache.aget_entry(key, allow_stale=True)
+        if entry is not None and not entry.is_stale:
+            records = await self._records_for(entry.value, stale_ok=False)
+            if records is not None:
+                return VulnResult(records, source="cache")
+        try:
+            return await self._fetch(q, key)
+        except VulnDBError:
+            if entry is not None:
+                records = await self._records_for(entry.value, stale_ok=True)
+                if records is not None:
+                    self.counters["stale_served"] += 1
+                    return VulnResult(records, source="cache", stale=True)
+            raise
+
+    async def _fetch(self, q: Query, key: str) -> VulnResult:
+        osv, nvd = self._clients()
+        source = "osv"
+        if q.kind in ("package", "commit"):
+            records = _dedupe(await osv.query(q.osv_body()))
+        elif q.kind == "cve":
+            record = await osv.get_vuln(q.cve_id)
+            records = [record] if record is not None else []
+            if record is None:
+                source = "nvd"
+                nvd_record = await nvd.get_cve(q.cve_id)
+                value = {"records": [nvd_record] if nvd_record else []}
+                await self.cache.aset(key, value, self._query_ttl(value))
+                return VulnResult(value["records"], source="nvd")
+        else:
+            params = {"cpeName": q.cpe} if q.cpe else {}
+            if q.keyword:
+                params["keywordSearch"] = q.keyword
+            value = {"records": _dedupe(await nvd.search(params))}
+            await self.cache.aset(key, value, self._query_ttl(value))
+            return VulnResult(value["records"], source="nvd")
+        await self._store_records(records)
+        value = {"ids": [[r["id"], r["modified"]] for r in records]}
+        await self.cache.aset(key, value, self._query_ttl(value))
+        return VulnResult(records, source=source)
+
+    async def _store_records(self, records: list[dict[str, Any]]) -> None:
+        if records:
+            await self.cache.aset_many({f"v:{r['id']}": r for r in records}, self.config.ttl_seconds)
+
+    async def _records_for(self, value: Any, *, stale_ok: bool) -> list[dict[str, Any]] | None:
+        """The records a cached query answer names; missing or outdated ones are fetched (unless
+        stale_ok, when only cached ones are used). None if the answer cannot be rebuilt."""
+        if not isinstance(value, dict):
+            return None
+        if "records" in value:
+            return list(value["records"])
+        wanted = [(str(i), str(m)) for i, m in value.get("ids") or ()]
+        found = await self._cached_records(wanted, stale_ok=stale_ok)
+        if stale_ok:
+            return [found[i] for i, _ in wanted if i in found] if len(found) == len(wanted) else None
+        fetched = await self._fetch_records([(i, m) for i, m in wanted if i not in found])
+        found.update(fetched)
+        return [found[i] for i, _ in wanted if i in found]
+
+    async def _cached_records(self, wanted: list[tuple[str, str]], *, stale_ok: bool
+                              ) -> dict[str, dict[str, Any]]:
+        """{id: record} for wanted ids cached and at least as new as the modified asked for."""
+        if stale_ok:
+            found = {}
+            for vuln_id, _ in wanted:
+                entry = await self.cache.aget_entry(f"v:{vuln_id}", allow_stale=True)
+                if entry is not None:
+                    found[vuln_id] = entry.value
+            return found
+        cached = await self.cache.aget_many([f"v:{i}" for i, _ in wanted])
+        found = {}
+        for vuln_id, modified in wanted:
+            record = cached.get(f"v:{vuln_id}")
+            if record is not None and not is_newer(modified, str(record.get("modified", ""))):
+                found[vuln_id] = record
+        return found
+
+    async def _fetch_records(self, wanted: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """GET /v1/vulns/{id} once per distinct id (concurrently, bounded); stale copies stand in
+        for failures; raises VulnDBError when neither works. Stores what it fetched."""
+        ids = list(dict.fromkeys(i for i, _ in wanted))
+        if not ids:
+            return {}
+        osv, _ = self._clients()
+        answers = await asyncio.gather(*(osv.get_vuln(i) for i in ids), return_exceptions=True)
+        fetched: dict[str, dict[str, Any]] = {}
+        failed: list[BaseException] = []
+        for vuln_id, answer in zip(ids, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, VulnDBError):
+                    raise answer
+                entry = await self.cache.aget_entry(f"v:{vuln_id}", allow_stale=True)
+                if entry is None:
+                    failed.append(answer)
+                else:
+                    self.counters["stale_served"] += 1
+                    fetched[vuln_id] = entry.value
+            elif answer is not None:  # a 404: the record vanished since the batch listed it
+                fetched[vuln_id] = answer
+                self.counters["records_fetched"] += 1
+        if failed:
+            raise failed[0]
+        await self._store_records([r for i, r in fetched.items() if r.get("id") == i])
+        return fetched
+
+    # ------------------------------------------------------------------ many queries
+    async def query_many(self, queries: Iterable[dict[str, Any] | Query]) -> list[VulnResult]:
+        """Answers for many queries, in order, with as few requests as OSV allows.
+
+        Cost: one cache get_many for the questions and one for the records; then one
+        /v1/querybatch per osv_batch_size questions not cached (osv_concurrency at a time) and one
+        GET per distinct record not cached or outdated. cve/cpe/keyword queries run one by one.
+        Raises ValueError for any invalid query (before any request), VulnDBError as above.
+        """
+        parsed = [parse_query(q) for q in queries]
+        if self.mirror is not None:  # offline: the mirror answers all but NVD searches
+            return list(await asyncio.gather(*(self.query_vulnerability_db(q) for q in parsed)))
+        unique = {q.key: q for q in parsed}
+        values = await self.cache.aget_many([f"q:{k}" for k in unique])
+        answers: dict[str, VulnResult] = {}
+        missing = [q for k, q in unique.items() if f"q:{k}" not in values]
+        batchable = [q for q in missing if q.kind in ("package", "commit")]
+        singles = [q for q in missing if q.kind not in ("package", "commit")]
+        new_values, stale_keys = await self._batch(batchable)
+        for q, result in zip(singles, await asyncio.gather(*(self.query_vulnerability_db(q)
+                                                               for q in singles)), strict=True):
+            answers[q.key] = result
+        fresh = {**{k[2:]: v for k, v in values.items()}, **new_values}
+        wanted = [(str(i), str(m)) for v in fresh.values() if isinstance(v, dict)
+                  for i, m in v.get("ids") or ()]
+        found = await self._cached_records(wanted, stale_ok=False)
+        found.update(await self._fetch_records([(i, m) for i, m in wanted if i not in found]))
+        positive = {f"q:{k}": v for k, v in new_values.items() if v["ids"]}
+        negative = {f"q:{k}": v for k, v in new_values.items() if not v["ids"]}
+        for group in (positive, negative):
+            if group:
+                await self.cache.aset_many(group, self._query_ttl(next(iter(group.values()))))
+        for key, value in fresh.items():
+            if "records" in value:
+                answers[key] = VulnResult(value["records"], source="cache")
+            else:
+                records = [found[i] for i, _ in value.get("ids") or () if i in found]
+                answers[key] = VulnResult(records, source="osv" if key in new_values else "cache")
+        for key, value in stale_keys.items():
+            records = await self._records_for(value, stale_ok=True)
+            answers[key] = VulnResult(records or [], source="cache", stale=True)
+        return [answers[q.key] for q in parsed]
+
+    async def _batch(self, queries: list[Query]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Ask querybatch for queries in chunks: ({key: fresh value}, {key: stale value standing in})."""
+        if not queries:
+            return {}, {}
+        osv, _ = self._clients()
+        size = self.config.osv_batch_size
+        chunks = [queries[i:i + size] for i in range(0, len(queries), size)]
+        results = await asyncio.gather(*(osv.querybatch([q.osv_body() for q in chunk])
+                                         for chunk in chunks), return_exceptions=True)
+        fresh: dict[str, Any] = {}
+        stale: dict[str, Any] = {}
+        for chunk, result in zip(chunks, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, VulnDBError):
+                    raise result
+                for q in chunk:  # the API failed: a stale answer may stand in, else give up
+                    entry = await self.cache.aget_entry(f"q:{q.key}", allow_stale=True)
+                    if entry is None or await self._records_for(entry.value, stale_ok=True) is None:
+                        raise result
+                    self.counters["stale_served"] += 1
+                    stale[q.key] = entry.value
+                continue
+            for q, pairs in zip(chunk, result, strict=True):
+                fresh[q.key] = {"ids": [list(p) for p in dict.fromkeys(pairs)]}
+        return fresh, stale
+
+    # ------------------------------------------------------------------ audit, stats, lifecycle
+    async def audit(self, requirements: Any) -> Any:
+        """Audit a pinned requirements file (path, text or lines): see scancache.vulndb.audit."""
+        from scancache.vulndb.audit import audit_requirements
+
+        return await audit_requirements(self, requirements)
+
+    def get_stats(self) -> dict[str, Any]:
+        """Cache stats (hits, misses, hit_rate, size ...) plus requests per endpoint and retries."""
+        stats = self.cache.get_stats()
+        requests = dict(self._json.requests) if self._json is not None else {}
+        stats["requests"] = requests
+        stats["requests_total"] = sum(requests.values())
+        stats["retries"] = sum(self._json.retries.values()) if self._json is not None else 0
+        stats["nvd_rate_waits"] = getattr(self._limiter, "waits", 0)
+        stats.update(self.counters)
+        return stats
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (if ours), the Redis limiter, the mirror and the cache (if ours)."""
+        if self._owns_http and self._http_client is not None:
+            await self._http_client.aclose()
+            self._http_client = None
+            self._osv = None
+        if hasattr(self._limiter, "aclose"):
+            await self._limiter.aclose()
+        if self._mirror is not None and self._mirror is not self._mirror_arg:
+            self._mirror.close()
+        if self._owns_cache:
+            await self.cache.aclose()
+
+    async def __aenter__(self) -> VulnerabilityDBCache:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for record in records:
+        seen.setdefault(record["id"], record)
+    return list(seen.values())
+

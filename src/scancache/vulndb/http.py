@@ -1,0 +1,142 @@
+"""JSON over HTTP with retries: exponential backoff with full jitter, Retry-After honoured.
+
+Retried: timeouts, connection errors (refused, reset, dropped mid-body), 429, 5xx, and bodies that
+are not the JSON shape the caller expects (a truncated or garbled answer is usually transient).
+Not retried: other 4xx (a 404 is returned to the caller as None). After the last attempt a
+VulnDBError names the endpoint. Sleeping goes through an injectable function so tests never wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from scancache.errors import VulnDBError
+
+__all__ = ["JSONClient", "parse_retry_after", "Malformed"]
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class Malformed(ValueError):
+    """A response body that is not the JSON shape an endpoint promises."""
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class JSONClient:
+    """Sends requests through one httpx.AsyncClient and retries per the policy above.
+
+    `requests` counts every attempt per endpoint label (retries included), `retries` the retries.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        max_retries: int,
+        backoff_base_seconds: float,
+        backoff_max_seconds: float,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.max_retries = max_retries
+        self.backoff_base_seconds = backoff_base_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.requests: Counter[str] = Counter()
+        self.retries: Counter[str] = Counter()
+        self.slept_seconds = 0.0
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds before retry number attempt+1: Retry-After if given, else full jitter; both capped."""
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max_seconds)
+        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * (2 ** attempt))
+        return self.rng.uniform(0, ceiling)
+
+    async def request(
+        self,
+        label: str,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        check: Callable[[Any], None] | None = None,
+        retry_statuses: frozenset[int] = RETRY_STATUSES,
+        before_attempt: Callable[[], Awaitable[Any]] | None = None,
+    ) -> Any:
+        """The decoded JSON of a 2xx answer (None for 404), after check() accepted its shape.
+
+        label names the endpoint in counters; errors name method and URL. before_attempt runs before
+        every attempt (the NVD rate limiter). Raises VulnDBError once retries are exhausted or for a
+        non-retryable status.
+        """
+        import httpx
+
+        endpoint = f"{method} {url}"
+        attempt = 0
+        while True:
+            if before_attempt is not None:
+                await before_attempt()
+            self.requests[label] += 1
+            retry_after = None
+            status: int | None = None
+            try:
+                response = await self.client.request(method, url, json=json, params=params,
+                                                     headers=headers)
+                status = response.status_code
+                if status == 404:
+                    return None
+                if status in retry_statuses:
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    reason = f"HTTP {status}"
+                    message = response.headers.get("message")
+                    if message:
+                        reason += f" ({message})"
+                elif status >= 400:
+                    raise VulnDBError(endpoint, f"HTTP {status}: {response.text[:200]!r}", status)
+                else:
+                    try:
+                        data = response.json()
+                    except ValueError as exc:
+                        raise Malformed(f"body is not JSON ({exc})") from None
+                    if check is not None:
+                        check(data)
+                    return data
+            except Malformed as exc:
+                reason = f"malformed response: {exc}"
+            except httpx.TimeoutException as exc:
+                reason = f"timed out ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                reason = f"connection failed ({type(exc).__name__}: {exc})"
+            if attempt >= self.max_retries:
+                raise VulnDBError(endpoint, f"{reason}; gave up after {attempt + 1} attempt(s)", status)
+            delay = self.backoff(attempt, retry_after)
+            attempt += 1
+            self.retries[label] += 1
+            self.slept_seconds += delay
+            await self.sleep(delay)

@@ -1,0 +1,229 @@
+"""OSVMirror: an OSV all.zip dump in its own SQLite file, answering queries offline.
+
+Schema (one file, nothing shared with the cache): `records(id, modified, withdrawn, json)`, an index
+`packages(ecosystem, name, id)` on PEP 503-normalised (PyPI) names, `aliases(alias, id)` and
+`commits(commit_hash, id)` for GIT range events. Importing a newer dump updates in place: records
+whose `modified` is unchanged are left alone, changed ones are replaced, missing ones removed; the
+ImportReport says how many of each. Queries evaluate ranges with scancache.vulndb.ranges (PEP 440
+for PyPI, semver for SEMVER ranges and semver ecosystems, each record's `versions` list).
+
+Offline, a cve_id query returns the records whose id or aliases name the CVE (the mirror holds no
+NVD data). Records come back parsed from JSON; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from scancache.vulndb.dump import iter_dump
+from scancache.vulndb.query import Query, parse_query
+from scancache.vulndb.ranges import normalize_name, record_affects
+
+__all__ = ["OSVMirror", "ImportReport"]
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records(id TEXT PRIMARY KEY, modified TEXT NOT NULL, withdrawn TEXT,
+                                   json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS packages(ecosystem TEXT NOT NULL, name TEXT NOT NULL, id TEXT NOT NULL,
+                                    PRIMARY KEY(ecosystem, name, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aliases(alias TEXT NOT NULL, id TEXT NOT NULL,
+                                   PRIMARY KEY(alias, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commits(commit_hash TEXT NOT NULL, id TEXT NOT NULL,
+                                   PRIMARY KEY(commit_hash, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS packages_by_id ON packages(id);
+"""
+#: Progress callbacks fire every this many records (and once at the end).
+PROGRESS_EVERY = 250
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import changed: records added, updated (modified changed), unchanged, removed,
+    and skipped (not valid OSV JSON)."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as a plain dict."""
+        return asdict(self)
+
+
+class OSVMirror:
+    """A local, queryable copy of OSV dumps in SQLite (thread safe; one connection under a lock)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    # ------------------------------------------------------------------ import / update
+    def import_dump(self, source: str | os.PathLike[str] | bytes | IO[bytes], *,
+                    progress: Callable[[int, int], None] | None = None,
+                    remove_missing: bool = True) -> ImportReport:
+        """Import or update from an all.zip (path, bytes, file object) or a directory of JSON files.
+
+        One transaction: a failure leaves the mirror as it was. Records whose `modified` matches are
+        not rewritten; with remove_missing, records absent from the dump are deleted (a dump is a
+        full snapshot). progress(done, total) is called every PROGRESS_EVERY records.
+        Cost: O(records in the dump); reads every file once. Raises zipfile.BadZipFile, OSError.
+        """
+        start = time.perf_counter()
+        added = updated = unchanged = skipped = removed = done = 0
+        with self._lock:
+            db = self._db
+            known = dict(db.execute("SELECT id, modified FROM records"))
+            seen: set[str] = set()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for total, raw in iter_dump(source):
+                    done += 1
+                    if progress is not None and done % PROGRESS_EVERY == 0:
+                        progress(done, total)
+                    try:
+                        record = json.loads(raw)
+                        vuln_id, modified = record["id"], record["modified"]
+                        if not isinstance(vuln_id, str) or not isinstance(modified, str):
+                            raise TypeError
+                    except (ValueError, KeyError, TypeError):
+                        skipped += 1
+                        continue
+                    seen.add(vuln_id)
+                    if known.get(vuln_id) == modified:
+                        unchanged += 1
+                        continue
+                    if vuln_id in known:
+                        self._delete(vuln_id)
+                        updated += 1
+                    else:
+                        added += 1
+                    self._insert(record)
+                if remove_missing:
+                    for vuln_id in set(known) - seen:
+                        self._delete(vuln_id)
+                        removed += 1
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('imported_at', ?)",
+                           (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        if progress is not None:
+            progress(done, done)
+        return ImportReport(added, updated, unchanged, removed, skipped, time.perf_counter() - start)
+
+    def _insert(self, record: dict[str, Any]) -> None:
+        vuln_id = record["id"]
+        db = self._db
+        db.execute("INSERT INTO records VALUES (?, ?, ?, ?)",
+                   (vuln_id, record["modified"], record.get("withdrawn"),
+                    json.dumps(record, separators=(",", ":"))))
+        packages, commits = set(), set()
+        for entry in record.get("affected") or ():
+            package = entry.get("package") or {}
+            eco = str(package.get("ecosystem", ""))
+            if package.get("name"):
+                packages.add((eco, normalize_name(eco, str(package["name"])), vuln_id))
+            for rng in entry.get("ranges") or ():
+                if rng.get("type") == "GIT":
+                    for event in rng.get("events") or ():
+                        for value in event.values():
+                            commits.add((str(value).lower(), vuln_id))
+        db.executemany("INSERT OR IGNORE INTO packages VALUES (?, ?, ?)", packages)
+        db.executemany("INSERT OR IGNORE INTO commits VALUES (?, ?)", commits)
+        aliases = {(str(a).upper(), vuln_id) for a in [vuln_id, *(record.get("aliases") or ())]}
+        db.executemany("INSERT OR IGNORE INTO aliases VALUES (?, ?)", aliases)
+
+    def _delete(self, vuln_id: str) -> None:
+        for table in ("records", "packages", "aliases", "commits"):
+            self._db.execute(f"DELETE FROM {table} WHERE id = ?", (vuln_id,))
+
+    # ------------------------------------------------------------------ queries
+    def _load(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def query(self, query: dict[str, Any] | Query) -> list[dict[str, Any]]:
+        """The records answering a package, commit or cve_id query, sorted by id.
+
+        Cost: one indexed lookup plus range evaluation of that package's records. Raises ValueError
+        for an invalid query or an NVD search (cpe/keyword), which the mirror cannot answer.
+        """
+        q = parse_query(query)
+        if q.kind == "cve":
+            return self._load("SELECT json FROM records WHERE id IN "
+                              "(SELECT id FROM aliases WHERE alias = ?) ORDER BY id", (q.cve_id,))
+        if q.kind == "nvd":
+            raise ValueError("the offline mirror holds OSV data only; cpe/keyword searches need NVD")
+        if q.kind == "commit" and q.name is None:
+            candidates = self._load("SELECT json FROM records WHERE id IN "
+                                    "(SELECT id FROM commits WHERE commit_hash = ?) ORDER BY id",
+                                    (q.commit,))
+        else:
+            assert q.name is not None
+            if q.ecosystem is not None:
+                ecosystems = [q.ecosystem]
+            else:
+                with self._lock:
+                    ecosystems = [r[0] for r in self._db.execute("SELECT DISTINCT ecosystem FROM packages")]
+            candidates = []
+            for eco in ecosystems:
+                candidates += self._load(
+                    "SELECT json FROM records WHERE id IN (SELECT id FROM packages "
+                    "WHERE ecosystem = ? AND name = ?) ORDER BY id",
+                    (eco, normalize_name(eco, q.name)))
+        return [r for r in candidates
+                if record_affects(r, ecosystem=q.ecosystem, name=q.name, version=q.version,
+                                  commit=q.commit)]
+
+    def get(self, vuln_id: str) -> dict[str, Any] | None:
+        """One record by id, or None."""
+        found = self._load("SELECT json FROM records WHERE id = ?", (vuln_id,))
+        return found[0] if found else None
+
+    def stats(self) -> dict[str, Any]:
+        """records, withdrawn, packages, newest modified (the high-water mark) and imported_at."""
+        with self._lock:
+            db = self._db
+            records, withdrawn, newest = db.execute(
+                "SELECT COUNT(*), COUNT(withdrawn), MAX(modified) FROM records").fetchone()
+            packages = db.execute(
+                "SELECT COUNT(DISTINCT ecosystem || ':' || name) FROM packages").fetchone()[0]
+            meta = dict(db.execute("SELECT key, value FROM meta"))
+        return {"records": records, "withdrawn": withdrawn, "packages": packages,
+                "high_water_mark": newest, "imported_at": meta.get("imported_at"), "path": str(self.path)}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database file."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> OSVMirror:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,127 @@
+"""OSV API v1 client: /v1/query (paged), /v1/querybatch (paged per query), /v1/vulns/{id}.
+
+Every answer is shape-checked before anyone sees it, so a garbled body becomes a retry and, at
+worst, a VulnDBError; it can never reach the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from scancache.errors import VulnDBError
+from scancache.vulndb.http import JSONClient, Malformed
+
+__all__ = ["OSVClient", "check_record"]
+
+#: Pages followed per query before giving up (a server that never stops paging is broken).
+MAX_PAGES = 1000
+
+
+def check_record(record: Any) -> None:
+    """Raise Malformed unless record looks like an OSV record (id and modified strings at least)."""
+    if not isinstance(record, dict):
+        raise Malformed(f"a record must be an object, got {type(record).__name__}")
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        raise Malformed("a record lacks its 'id'")
+    if not isinstance(record.get("modified"), str):
+        raise Malformed(f"record {record['id']} lacks 'modified'")
+    for field in ("aliases", "affected"):
+        if field in record and not isinstance(record[field], list):
+            raise Malformed(f"record {record['id']}: '{field}' must be a list")
+
+
+def _check_page(data: Any, *, full: bool) -> None:
+    if not isinstance(data, dict):
+        raise Malformed(f"expected an object, got {type(data).__name__}")
+    vulns = data.get("vulns", [])
+    if not isinstance(vulns, list):
+        raise Malformed("'vulns' must be a list")
+    token = data.get("next_page_token")
+    if token is not None and not isinstance(token, str):
+        raise Malformed("'next_page_token' must be a string")
+    for vuln in vulns:
+        if full:
+            check_record(vuln)
+        elif not isinstance(vuln, dict) or not isinstance(vuln.get("id"), str):
+            raise Malformed("a batch result entry lacks its 'id'")
+
+
+def _check_batch(count: int):  # type: ignore[no-untyped-def]
+    def check(data: Any) -> None:
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise Malformed("expected an object with a 'results' list")
+        if len(data["results"]) != count:
+            raise Malformed(f"asked {count} queries, got {len(data['results'])} results")
+        for result in data["results"]:
+            _check_page(result, full=False)
+    return check
+
+
+class OSVClient:
+    """Talks to one OSV base URL (https://api.osv.dev or a loopback test server)."""
+
+    def __init__(self, http: JSONClient, base_url: str, *, concurrency: int = 10) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.semaphore = asyncio.Semaphore(concurrency)
+
+    async def query(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Full records matching one query, every page followed. Raises VulnDBError."""
+        url = f"{self.base_url}/v1/query"
+        records: list[dict[str, Any]] = []
+        page_body = dict(body)
+        for _ in range(MAX_PAGES):
+            async with self.semaphore:
+                data = await self.http.request("osv_query", "POST", url, json=page_body,
+                                               check=lambda d: _check_page(d, full=True))
+            if data is None:  # 404 on /v1/query: the server has no such endpoint
+                raise VulnDBError(f"POST {url}", "HTTP 404", 404)
+            records.extend(data.get("vulns", []))
+            token = data.get("next_page_token")
+            if not token:
+                return records
+            page_body = {**body, "page_token": token}
+        raise VulnDBError(f"POST {url}", f"more than {MAX_PAGES} pages")
+
+    async def querybatch(self, bodies: Sequence[dict[str, Any]]) -> list[list[tuple[str, str]]]:
+        """[(id, modified), ...] per query, in order; pages of each query followed in later calls."""
+        url = f"{self.base_url}/v1/querybatch"
+        results: list[list[tuple[str, str]]] = [[] for _ in bodies]
+        pending = list(range(len(bodies)))
+        tokens: dict[int, str] = {}
+        for _ in range(MAX_PAGES):
+            if not pending:
+                return results
+            batch = [{**bodies[i], "page_token": tokens[i]} if i in tokens else bodies[i]
+                     for i in pending]
+            async with self.semaphore:
+                data = await self.http.request("osv_querybatch", "POST", url,
+                                               json={"queries": batch}, check=_check_batch(len(batch)))
+            if data is None:
+                raise VulnDBError(f"POST {url}", "HTTP 404", 404)
+            still = []
+            for index, answer in zip(pending, data["results"], strict=True):
+                for vuln in answer.get("vulns", []):
+                    results[index].append((vuln["id"], str(vuln.get("modified", ""))))
+                token = answer.get("next_page_token")
+                if token:
+                    tokens[index] = token
+                    still.append(index)
+            pending = still
+        raise VulnDBError(f"POST {url}", f"more than {MAX_PAGES} pages")
+
+    async def get_vuln(self, vuln_id: str) -> dict[str, Any] | None:
+        """One full record, or None when OSV does not know the id (404). Raises VulnDBError."""
+        from urllib.parse import quote
+
+        url = f"{self.base_url}/v1/vulns/{quote(vuln_id, safe='')}"
+
+        def check(data: Any) -> None:
+            check_record(data)
+            if data["id"] != vuln_id and vuln_id not in (data.get("aliases") or ()):
+                raise Malformed(f"asked for {vuln_id}, got {data['id']}")
+
+        async with self.semaphore:
+            return await self.http.request("osv_vulns", "GET", url, check=check)

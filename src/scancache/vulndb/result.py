@@ -1,0 +1,64 @@
+"""VulnResult (the list-like answer to a query) and small helpers shared by the vulndb modules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+__all__ = ["VulnResult", "is_newer", "remember_missing_sniffio"]
+
+
+class VulnResult(list):
+    """The OSV records (dicts) answering one query: a plain list, plus where the answer came from.
+
+    source is "osv", "nvd", "cache" or "mirror"; stale is True when a cached answer past its TTL
+    stood in for an API that failed.
+    """
+
+    def __init__(self, records: Iterable[dict[str, Any]] = (), *, source: str = "osv",
+                 stale: bool = False) -> None:
+        super().__init__(records)
+        self.source = source
+        self.stale = stale
+
+    @property
+    def ids(self) -> list[str]:
+        """The records' ids, in order."""
+        return [r["id"] for r in self]
+
+    @property
+    def active(self) -> list[dict[str, Any]]:
+        """The records that are not withdrawn (what a scanner should report)."""
+        return [r for r in self if not r.get("withdrawn")]
+
+
+def _modified(value: Any) -> datetime | str:
+    """A comparable form of an OSV `modified` timestamp (RFC 3339); the raw string if unparseable."""
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+
+
+def is_newer(reported: str, cached: str) -> bool:
+    """Whether OSV's reported `modified` is later than the cached record's (so refetch it)."""
+    a, b = _modified(reported), _modified(cached)
+    try:
+        return a > b  # type: ignore[operator]
+    except TypeError:
+        return reported != cached
+
+
+def remember_missing_sniffio() -> None:
+    """httpcore tries `import sniffio` on every request; when it is not installed each failed import
+    walks sys.path (~0.3 ms, more than the request itself on loopback). Recording the absence in
+    sys.modules makes the ImportError immediate; nothing changes when sniffio is installed."""
+    import sys
+
+    if "sniffio" in sys.modules:
+        return
+    try:
+        import sniffio  # noqa: F401
+    except ImportError:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]

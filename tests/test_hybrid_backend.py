@@ -1,0 +1,209 @@
+"""HybridBackend: memory in front of SQLite and of a real loopback Redis."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from scancache.cache.backend import Record
+from scancache.cache.core import Cache
+from scancache.cache.hybrid import HybridBackend
+from scancache.config import CacheConfig, CacheType
+
+
+class Clock:
+    """Epoch seconds near the real time that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+Factory = Callable[..., Cache]
+
+
+@pytest.fixture(params=["disk", "redis"])
+def make_cache(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator[Factory]:
+    """Hybrid Caches over one shared back store (a SQLite file or a flushed Redis) and one clock."""
+    monkeypatch.delenv("SCANCACHE_REDIS_URL", raising=False)
+    if request.param == "disk":
+        pytest.importorskip("scancache.cache.sqlite")
+        extra: dict[str, object] = {"cache_dir": str(tmp_path)}
+    else:
+        pytest.importorskip("redis")
+        request.applymarker(pytest.mark.redis)
+        extra = {"redis_url": request.getfixturevalue("redis_url")}
+    clock = Clock()
+    made: list[Cache] = []
+
+    def factory(**overrides: object) -> Cache:
+        config = CacheConfig(cache_type=CacheType.HYBRID, **{**extra, **overrides})  # type: ignore[arg-type]
+        cache = Cache(config, clock=clock)
+        made.append(cache)
+        return cache
+
+    factory.clock = clock  # type: ignore[attr-defined]
+    factory.kind = request.param  # type: ignore[attr-defined]
+    yield factory
+    for cache in made:
+        cache.close()
+
+
+def hybrid(cache: Cache) -> HybridBackend:
+    assert isinstance(cache.backend, HybridBackend)
+    return cache.backend
+
+
+def test_writes_go_through_to_both_tiers(make_cache):
+    cache = make_cache()
+    assert cache.set("k", {"v": 1})
+    assert hybrid(cache).front.peek("k") is not None
+    assert isinstance(hybrid(cache).back.get("k"), bytes)  # the back holds the encoded blob
+
+
+def test_second_instance_sees_the_first_ones_writes_and_fills_its_front(make_cache):
+    first, second = make_cache(), make_cache()
+    assert first.set("k", ["a", 1])
+    assert hybrid(second).front.size() == 0
+    assert second.get("k") == ["a", 1]
+    assert hybrid(second).front.size() == 1 and hybrid(second).fills == 1
+    hybrid(second).back.delete("k")  # now only the front has it
+    assert second.get("k") == ["a", 1]
+
+
+def test_get_many_reads_the_front_then_the_back_for_the_rest(make_cache, request):
+    first, second = make_cache(), make_cache()
+    assert first.set_many({"a": 1, "b": 2, "c": 3})
+    assert second.get("a") == 1  # now in second's front
+    if make_cache.kind == "redis":
+        import redis
+
+        raw = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        raw.config_resetstat()
+    assert second.get_many(["a", "b", "c", "z"]) == {"a": 1, "b": 2, "c": 3}
+    if make_cache.kind == "redis":
+        stats = raw.info("commandstats")
+        assert stats["cmdstat_mget"]["calls"] == 1  # the three missing keys in one MGET
+        assert "cmdstat_get" not in stats
+        raw.close()
+    assert hybrid(second).front.size() == 3
+
+
+def test_expiry_follows_the_clock_and_removes_both_copies(make_cache):
+    cache = make_cache()
+    assert cache.set("k", "v", ttl=10)
+    make_cache.clock.advance(11)
+    assert cache.get("k") is None
+    assert hybrid(cache).front.peek("k") is None
+    assert hybrid(cache).back.get("k") is None
+
+
+def test_expired_front_copy_does_not_delete_a_newer_value_in_the_back(make_cache):
+    first, second = make_cache(), make_cache()
+    assert first.set("k", "old", ttl=10)
+    make_cache.clock.advance(5)
+    assert second.set("k", "new", ttl=60)
+    make_cache.clock.advance(6)
+    assert first.get("k") is None  # first's own copy expired; the back holds second's newer one
+    assert first.get("k") == "new"
+
+
+def test_size_is_the_backs_and_evictions_and_bytes_are_the_fronts(make_cache):
+    cache = make_cache(max_size=2)
+    assert cache.set_many({"a": 1, "b": 2, "c": 3})
+    stats = cache.get_stats()
+    assert stats["size"] == 3 == len(cache)
+    assert stats["evictions"] == 1
+    assert stats["bytes"] == hybrid(cache).front.size_bytes() > 0
+    assert cache.get("a") == 1  # evicted from memory, still in the back
+
+
+def test_corrupt_blob_in_the_back_is_a_miss_deleted_and_counted(make_cache):
+    cache = make_cache()
+    now = make_cache.clock()
+    hybrid(cache).back.set("k", Record(None, now + 60, now + 60, 8), os.urandom(40))
+    assert cache.get("k", "MISS") == "MISS"
+    assert hybrid(cache).corrupt == 1
+    assert hybrid(cache).back.get("k") is None
+    hybrid(cache).back.set("j", Record(None, now + 60, now + 60, 8), b"garbage!")
+    assert cache.get_many(["j"]) == {}
+    assert hybrid(cache).corrupt == 2
+
+
+def test_unsigned_back_entry_is_refused_by_a_signing_cache(make_cache):
+    unsigned, signed = make_cache(), make_cache(signing_key="s" * 32)
+    assert unsigned.set("k", "planted")
+    assert signed.get("k", "MISS") == "MISS"
+    assert hybrid(signed).corrupt == 1
+
+
+def test_delete_and_clear_reach_both_tiers(make_cache):
+    cache = make_cache()
+    assert cache.set_many({"a": 1, "b": 2, "c": 3})
+    assert cache.delete("a") is True
+    assert hybrid(cache).front.peek("a") is None and hybrid(cache).back.get("a") is None
+    assert cache.clear() == 2
+    assert hybrid(cache).front.size() == 0 and len(cache) == 0
+
+
+def test_entry_too_big_for_memory_lives_in_the_back_only(make_cache):
+    cache = make_cache(max_memory_mb=0.001, enable_compression=False)  # about 1 KB of memory
+    blob = os.urandom(4000)
+    assert cache.set("big", blob)
+    assert hybrid(cache).front.peek("big") is None
+    assert cache.get("big") == blob
+
+
+async def test_async_api_uses_the_backs_async_calls(make_cache):
+    first, second = make_cache(), make_cache()
+    assert await first.aset("a", 1)
+    assert await first.aset_many({"b": 2, "c": 3})
+    record = await hybrid(second).aget("a")  # front miss: through the back's async API
+    assert record is not None and record.value == 1
+    assert hybrid(second).front.peek("a") is not None
+    assert await second.aget_many(["a", "b", "c", "z"]) == {"a": 1, "b": 2, "c": 3}
+    assert await second.adelete("a") is True
+    assert await first.aget("a", "gone") in (1, "gone")  # first's front may still hold its copy
+    assert await second.aclear() == 2
+    assert len(second) == 0
+    await first.aclose()
+    await second.aclose()
+
+
+# ---------------------------------------------------------------------- Redis outages
+@pytest.mark.redis
+def test_redis_down_hybrid_still_serves_from_memory(fresh_redis_server, monkeypatch):
+    pytest.importorskip("redis")
+    monkeypatch.delenv("SCANCACHE_REDIS_URL", raising=False)
+    server = fresh_redis_server
+    cache = Cache(CacheConfig(cache_type=CacheType.HYBRID, redis_url=server.url,
+                              redis_timeout_seconds=0.3))
+    assert cache.set("k", "v")
+    server.stop()
+    start = time.monotonic()
+    assert cache.get("k") == "v"  # memory answers; Redis is not asked
+    assert cache.set("j", 2) is False  # the back failed...
+    assert cache.get("j") == 2  # ...but memory holds the value
+    assert cache.get("absent", "MISS") == "MISS"
+    assert cache.get_many(["k", "j", "absent"]) == {"k": "v", "j": 2}
+    assert hybrid(cache).back_errors == 1
+    assert time.monotonic() - start < 1.0
+    assert cache.get_stats()["errors"] >= 2
+
+    server.start()
+    restarted = time.monotonic()
+    while not cache.set("j", 3) and time.monotonic() - restarted < 2.0:
+        time.sleep(0.01)  # poll for recovery, bounded; the breaker's cool-down is 0.2 s
+    assert time.monotonic() - restarted < 1.0
+    other = Cache(CacheConfig(cache_type=CacheType.HYBRID, redis_url=server.url))
+    assert other.get("j") == 3
+    other.close()
+    cache.close()

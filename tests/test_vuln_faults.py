@@ -1,0 +1,123 @@
+"""Retries, backoff and malformed answers against the loopback server's injected faults."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+
+import pytest
+
+from scancache.errors import VulnDBError
+from scancache.vulndb.http import JSONClient, parse_retry_after
+
+JINJA = {"product": "jinja2", "version": "2.4", "ecosystem": "PyPI"}
+BATCH = [{"package": "jinja2", "ecosystem": "PyPI", "version": "2.4"},
+         {"package": "requests", "ecosystem": "PyPI", "version": "2.0.0"}]
+
+
+def test_parse_retry_after_seconds_and_http_date():
+    assert parse_retry_after("7") == 7.0
+    date = email.utils.formatdate(1_000_000_030, usegmt=True)
+    assert parse_retry_after(date, now=1_000_000_000) == pytest.approx(30, abs=1)
+    assert parse_retry_after(email.utils.formatdate(10, usegmt=True), now=100) == 0.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_backoff_is_full_jitter_capped():
+    client = JSONClient(None, max_retries=5, backoff_base_seconds=0.5, backoff_max_seconds=3.0,
+                        rng=random.Random(7))
+    for attempt in range(6):
+        delays = [client.backoff(attempt, None) for _ in range(200)]
+        ceiling = min(3.0, 0.5 * 2 ** attempt)
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8  # spread over the whole interval, not a fixed step
+    assert client.backoff(0, 2.5) == 2.5 and client.backoff(0, 99) == 3.0  # Retry-After, capped
+
+
+async def test_429_retry_after_is_honoured(make_vulndb, osv_server):
+    vulndb = make_vulndb(backoff_max_seconds=10)
+    osv_server.inject("429", count=2, path="/v1/query", retry_after="3")
+    result = await vulndb.query_vulnerability_db(JINJA)
+    assert len(result) == 5
+    assert vulndb.sleeps.calls == [3.0, 3.0]
+    assert vulndb.get_stats()["retries"] == 2
+
+
+async def test_retry_after_capped_by_backoff_max(make_vulndb, osv_server):
+    vulndb = make_vulndb(backoff_max_seconds=0.5)
+    osv_server.inject("429", count=1, path="/v1/querybatch", retry_after="3600")
+    await vulndb.query_many(BATCH)
+    assert vulndb.sleeps.calls == [0.5]
+
+
+async def test_503_burst_then_success(make_vulndb, osv_server):
+    vulndb = make_vulndb(max_retries=3, backoff_base_seconds=0.01, backoff_max_seconds=1)
+    osv_server.inject("503", count=3, path="/v1/querybatch")
+    results = await vulndb.query_many(BATCH)
+    assert sum(map(len, results)) > 0
+    assert osv_server.requests["/v1/querybatch"] == 4
+    assert len(vulndb.sleeps.calls) == 3
+    assert all(0 <= s <= 0.01 * 2 ** n for n, s in enumerate(vulndb.sleeps.calls))
+
+
+async def test_gives_up_naming_endpoint_and_caches_nothing(make_vulndb, osv_server):
+    vulndb = make_vulndb(max_retries=2)
+    osv_server.inject("503", count=3, path="/v1/query")
+    with pytest.raises(VulnDBError) as info:
+        await vulndb.query_vulnerability_db(JINJA)
+    assert info.value.endpoint == f"POST {osv_server.url}/v1/query" and info.value.status == 503
+    assert "gave up after 3 attempt" in str(info.value)
+    assert osv_server.requests["/v1/query"] == 3 and len(vulndb.cache) == 0
+    result = await vulndb.query_vulnerability_db(JINJA)  # the API is back: a real answer
+    assert len(result) == 5 and osv_server.requests["/v1/query"] == 5
+
+
+@pytest.mark.parametrize("kind", ["drop", "truncated", "malformed", "wrong_shape"])
+async def test_broken_answers_are_retried(make_vulndb, osv_server, kind):
+    vulndb = make_vulndb(max_retries=2)
+    osv_server.inject(kind, count=2, path="/v1/querybatch")
+    results = await vulndb.query_many(BATCH)
+    assert len(results[0]) == 5
+    assert osv_server.requests["/v1/querybatch"] == 3
+
+
+@pytest.mark.parametrize("kind", ["truncated", "malformed", "wrong_shape"])
+async def test_malformed_answers_raise_and_are_never_cached(make_vulndb, osv_server, kind):
+    vulndb = make_vulndb(max_retries=1)
+    osv_server.inject(kind, count=100, path="/v1/vulns/")
+    with pytest.raises(VulnDBError) as info:
+        await vulndb.query_many(BATCH[:1])
+    assert "/v1/vulns/" in info.value.endpoint
+    assert kind == "truncated" or "malformed" in info.value.reason
+    ids = ["PYSEC-2014-8", "PYSEC-2014-82", "PYSEC-2019-217", "PYSEC-2019-220", "PYSEC-2021-66"]
+    assert all(vulndb.cache.get(f"v:{i}") is None for i in ids)
+    osv_server.clear_faults()
+    results = await vulndb.query_many(BATCH[:1])
+    assert len(results[0]) == 5 and all(r["affected"] for r in results[0])
+
+
+async def test_timeout_is_retried(make_vulndb, osv_server):
+    vulndb = make_vulndb(timeout_seconds=0.2, max_retries=2)
+    osv_server.inject("slow", count=1, path="/v1/query", delay=0.6)
+    assert len(await vulndb.query_vulnerability_db(JINJA)) == 5
+    assert vulndb.get_stats()["retries"] == 1
+
+
+async def test_client_errors_are_not_retried(make_vulndb, osv_server):
+    vulndb = make_vulndb(max_retries=3)
+    osv_server.inject("status", count=1, path="/v1/query", status=400)
+    with pytest.raises(VulnDBError) as info:
+        await vulndb.query_vulnerability_db(JINJA)
+    assert info.value.status == 400 and osv_server.requests["/v1/query"] == 1
+
+
+async def test_connection_refused_is_an_error_not_a_hang(make_vulndb, osv_server):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    vulndb = make_vulndb(osv_url=f"http://127.0.0.1:{port}", max_retries=1)
+    with pytest.raises(VulnDBError) as info:
+        await vulndb.query_vulnerability_db(JINJA)
+    assert "connection failed" in info.value.reason and str(port) in info.value.endpoint
