@@ -35,7 +35,13 @@ class LazyLoadStrategy(enum.Enum):
 
 @dataclass
 class LazyLoadConfig:
-    """Settings of a LazyModuleLoader (the seed's fields, plus main-thread-only modules)."""
+    """Settings of a LazyModuleLoader: the seed's fields plus a few with safe defaults.
+
+    main_thread_modules: modules that must import on the main thread (they install signal handlers).
+    trace_memory: also measure each load with tracemalloc (slows imports down while it traces).
+    conditions: module name -> rule such as "env:SCAN_PCAP" or "platform:linux" (see
+    scancache.lazy.conditions); a module whose rule does not hold is refused (or skipped at preload).
+    """
 
     strategy: LazyLoadStrategy = LazyLoadStrategy.ON_DEMAND
     preload_modules: list[str] = field(default_factory=list)
@@ -46,6 +52,7 @@ class LazyLoadConfig:
     memory_limit_mb: float = 256
     main_thread_modules: list[str] = field(default_factory=list)
     trace_memory: bool = False
+    conditions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.strategy = LazyLoadStrategy.parse(self.strategy)
@@ -61,6 +68,19 @@ class LazyLoadConfig:
                  "must be a positive number")
         for name in ("enable_monitoring", "cache_loaded_modules", "trace_memory"):
             _require(isinstance(getattr(self, name), bool), name, "must be true or false")
+        _require(isinstance(self.main_thread_modules, list | tuple)
+                 and all(isinstance(m, str) and m for m in self.main_thread_modules),
+                 "main_thread_modules", "must be a list of module names")
+        self.main_thread_modules = list(self.main_thread_modules)
+        _require(isinstance(self.conditions, dict), "conditions",
+                 "must be a table of module name -> condition rule")
+        from scancache.lazy.conditions import parse_condition
+
+        for module_name, rule in self.conditions.items():
+            try:
+                parse_condition(rule)
+            except ValueError as exc:
+                raise ValueError(f"conditions.{module_name}: {exc}") from None
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], *, section: str = "lazy") -> LazyLoadConfig:
