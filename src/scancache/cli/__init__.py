@@ -1,0 +1,1 @@
+"""The `scancache` command line; `scancache.cli.main.main` is its entry point."""

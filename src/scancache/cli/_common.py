@@ -1,0 +1,180 @@
+"""What every command shares: settings from config file + SCANCACHE_* + options, input files, progress.
+
+Only stdlib and scancache.config are imported here; rich is imported when a progress bar is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from scancache.errors import ScancacheError
+
+__all__ = ["WARNINGS", "CommandError", "Progress", "load_settings", "progress_wanted", "read_lines"]
+
+
+class _WarningCollector(logging.Handler):
+    """Keeps scancache's log messages (a bounded number) instead of printing them."""
+
+    def __init__(self, limit: int = 100) -> None:
+        super().__init__(logging.WARNING)
+        self.limit = limit
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Remember the message (the first `limit` of them)."""
+        if len(self.messages) < self.limit:
+            try:
+                self.messages.append(record.getMessage())
+            except Exception:  # a bad format string in someone's log call: keep going
+                self.messages.append(str(record.msg))
+
+
+#: What scancache logged during this command (when -v is not given).
+WARNINGS = _WarningCollector()
+
+
+class CommandError(ScancacheError):
+    """A failure the command reports as one line; exit_code is the process's exit status."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _file_sets_cache_type(path: str | None) -> bool:
+    """True when the config file names a cache_type in any section (then the CLI keeps it)."""
+    if not path:
+        return False
+    from scancache.config import _read_file  # the same reader load_config uses (already validated)
+
+    raw = _read_file(Path(path))
+    return any(isinstance(body, dict) and "cache_type" in body for body in raw.values())
+
+
+def load_settings(args: argparse.Namespace) -> Any:
+    """The ScancacheConfig for this run: --config file, SCANCACHE_* variables, then global options.
+
+    Without a cache_type from the file or --cache-type, the CLI uses a disk cache (a memory cache
+    would forget everything when the command exits). Raises ValueError naming the bad setting.
+    """
+    from scancache.config import load_config
+
+    settings = load_config(args.config)
+    overrides: dict[str, Any] = {}
+    if args.cache_type:
+        overrides["cache_type"] = args.cache_type
+    elif not _file_sets_cache_type(args.config):
+        overrides["cache_type"] = "disk"
+    if args.cache_dir:
+        overrides["cache_dir"] = args.cache_dir
+    if args.redis_url:
+        overrides["redis_url"] = args.redis_url
+    if overrides:
+        for section in ("cache", "dns", "vulndb"):
+            current = getattr(settings, section)
+            if current is not None:
+                setattr(settings, section, dataclasses.replace(current, **overrides))
+    return settings
+
+
+def read_lines(path: str, what: str) -> list[str]:
+    """The meaningful lines of path ('-' is stdin): stripped, without blanks and '#' comments."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CommandError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise CommandError(f"{what} is a directory: {path}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{what} is not UTF-8 text: {path}") from None
+    except OSError as exc:
+        raise CommandError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    lines = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            lines.append(line)
+    return lines
+
+
+def progress_wanted(args: argparse.Namespace) -> bool:
+    """A bar is drawn when asked (--progress) or when stderr is a terminal."""
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
+
+
+class Progress:
+    """A progress bar on stderr (rich), or nothing at all when disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._task: Any = None
+
+    def start(self, description: str, total: int | None) -> None:
+        """Begin (or switch to) a task of total steps."""
+        if not self.enabled:
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     console=Console(file=sys.stderr), transient=False)
+            self._bar.start()
+        if self._task is not None:
+            self._bar.update(self._task, completed=self._bar.tasks[-1].total or 0)
+        self._task = self._bar.add_task(description, total=total)
+
+    def describe(self, description: str) -> None:
+        """Change what the current task says it is doing."""
+        if self._task is not None:
+            self._bar.update(self._task, description=description)
+
+    def advance(self, steps: int = 1) -> None:
+        """Move the current task forward."""
+        if self._task is not None:
+            self._bar.advance(self._task, steps)
+
+    def update(self, done: int, total: int | None) -> None:
+        """Set the current task to done of total steps."""
+        if self._task is not None:
+            self._bar.update(self._task, completed=done, total=total)
+
+    def stop(self) -> None:
+        """Finish the bar (idempotent)."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+            self._task = None
+
+
+@contextmanager
+def progress(enabled: bool, description: str = "", total: int | None = None) -> Iterator[Progress]:
+    """A Progress, started with one task when description is given, stopped on exit."""
+    bar = Progress(enabled)
+    if description:
+        bar.start(description, total)
+    try:
+        yield bar
+    finally:
+        bar.stop()
+
+
+def env_flag(name: str) -> bool:
+    """True when the environment variable is set to anything but "" or "0"."""
+    return os.environ.get(name, "") not in ("", "0")

@@ -1,0 +1,87 @@
+"""Build the DNS and vulnerability caches (and the OSV mirror) the way every command needs them."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from scancache.cli._common import CommandError
+
+__all__ = ["default_mirror_path", "inner_cache", "open_dns", "open_mirror", "open_vulndb",
+           "validate_names"]
+
+MIRROR_FILENAME = "osv-mirror.sqlite3"
+
+
+def open_dns(settings: Any, nameservers: list[str] | None = None) -> Any:
+    """A DNSCache over settings.dns, asking nameservers when given (ValueError if one is bad)."""
+    from scancache.dns.cache import DNSCache
+
+    config = settings.dns
+    if nameservers:
+        config = dataclasses.replace(config, nameservers=list(nameservers))
+    return DNSCache(config)
+
+
+def open_vulndb(settings: Any, *, osv_url: str | None = None, mirror: str | None = None) -> Any:
+    """A VulnerabilityDBCache over settings.vulndb; mirror answers offline when given."""
+    from scancache.vulndb.cache import VulnerabilityDBCache
+
+    config = settings.vulndb
+    overrides: dict[str, Any] = {}
+    if osv_url:
+        overrides["osv_url"] = osv_url
+    if mirror:
+        overrides["mirror_path"] = mirror
+    if overrides:
+        config = dataclasses.replace(config, **overrides)
+    return VulnerabilityDBCache(config)
+
+
+def inner_cache(component: Any) -> Any:
+    """The scancache Cache a DNSCache or VulnerabilityDBCache stores its entries in."""
+    for attribute in ("cache", "_cache"):
+        cache = getattr(component, attribute, None)
+        if cache is not None and hasattr(cache, "clear"):
+            return cache
+    raise CommandError(f"{type(component).__name__} exposes no cache to operate on")
+
+
+def default_mirror_path(settings: Any) -> Path:
+    """The vulndb section's mirror_path, else CACHE_DIR/osv-mirror.sqlite3."""
+    configured = getattr(settings.vulndb, "mirror_path", None)
+    if configured:
+        return Path(configured).expanduser()
+    return settings.cache.resolved_cache_dir() / MIRROR_FILENAME
+
+
+def open_mirror(path: Path, *, must_exist: bool) -> Any:
+    """An OSVMirror at path; CommandError when must_exist and there is none."""
+    if must_exist and not path.is_file():
+        raise CommandError(f"no mirror at {path} (create one with 'scancache mirror import FILE')")
+    if path.is_dir():
+        raise CommandError(f"mirror path is a directory: {path}")
+    from scancache.vulndb.mirror import OSVMirror
+
+    try:
+        return OSVMirror(path)
+    except Exception as exc:  # sqlite3.DatabaseError for a file that is not a mirror
+        raise CommandError(f"cannot open mirror {path}: {exc}") from None
+
+
+def validate_names(names: list[str]) -> list[str]:
+    """names, each once (first spelling kept) and checked; CommandError names a bad one."""
+    from scancache.dns.names import ip_literal, normalise_name
+
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        try:
+            key = ip_literal(name) or normalise_name(name)
+        except ValueError as exc:
+            raise CommandError(f"bad host name {name!r}: {exc}") from None
+        if key not in seen:
+            seen.add(key)
+            unique.append(name)
+    return unique

@@ -1,0 +1,153 @@
+"""`scancache cache stats|clear|warm`: look inside, empty or pre-fill the DNS and vulnerability caches."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from scancache.cli._common import CommandError, load_settings, progress_wanted, read_lines
+from scancache.cli._components import (
+    default_mirror_path,
+    inner_cache,
+    open_dns,
+    open_mirror,
+    open_vulndb,
+    validate_names,
+)
+
+__all__ = ["run"]
+
+_TABLE_FIELDS = ("backend", "size", "bytes", "hits", "misses", "hit_rate", "evictions", "errors")
+
+
+def _location(settings: Any) -> str:
+    config = settings.cache
+    if config.cache_type.value in ("redis",) or (config.cache_type.value == "hybrid" and config.redis_url):
+        return str(config.redis_url)
+    if config.cache_type.value == "memory":
+        return "memory (this process only)"
+    return str(config.resolved_cache_dir())
+
+
+def _first_problem() -> str:
+    from scancache.cli._common import WARNINGS
+
+    return WARNINGS.messages[0] if WARNINGS.messages else "the backend failed (-v tells more)"
+
+
+async def _open_all(settings: Any, only: str | None) -> dict[str, Any]:
+    components: dict[str, Any] = {}
+    if only in (None, "dns"):
+        components["dns"] = open_dns(settings)
+    if only in (None, "vulndb"):
+        components["vulndb"] = open_vulndb(settings)
+    return components
+
+
+async def _stats(args: argparse.Namespace) -> dict[str, Any]:
+    settings = load_settings(args)
+    components = await _open_all(settings, args.only)
+    out: dict[str, Any] = {"location": _location(settings), "caches": {}}
+    try:
+        for name, component in components.items():
+            stats = inner_cache(component).get_stats()
+            if stats.get("errors"):
+                raise CommandError(f"cannot read the {name} cache at {out['location']}: "
+                                   f"{_first_problem()}")
+            out["caches"][name] = stats
+    finally:
+        for component in components.values():
+            await component.aclose()
+    mirror_path = default_mirror_path(settings)
+    if args.only in (None, "vulndb") and mirror_path.is_file():
+        mirror = open_mirror(mirror_path, must_exist=True)
+        try:
+            out["mirror"] = mirror.stats()
+        finally:
+            mirror.close()
+    return out
+
+
+def _print_stats(data: dict[str, Any], form: str) -> None:
+    if form == "json":
+        print(json.dumps(data, indent=2, default=str))
+        return
+    print(f"location: {data['location']}")
+    rows = [("CACHE", *(f.upper() for f in _TABLE_FIELDS))]
+    for name, stats in data["caches"].items():
+        cells = []
+        for field in _TABLE_FIELDS:
+            value = stats.get(field, "")
+            cells.append(f"{value:.1%}" if field == "hit_rate" else str(value))
+        rows.append((name, *cells))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(row)).rstrip())
+    mirror = data.get("mirror")
+    if mirror:
+        print(f"mirror: {mirror.get('records')} records, newest {mirror.get('high_water_mark')}, "
+              f"{mirror.get('path')}")
+
+
+async def _clear(args: argparse.Namespace) -> dict[str, int]:
+    settings = load_settings(args)
+    components = await _open_all(settings, args.only)
+    removed: dict[str, int] = {}
+    try:
+        for name, component in components.items():
+            cache = inner_cache(component)
+            removed[name] = int(await cache.aclear())
+            if cache.get_stats().get("errors"):
+                raise CommandError(f"cannot clear the {name} cache at {_location(settings)}: "
+                                   f"{_first_problem()}")
+    finally:
+        for component in components.values():
+            await component.aclose()
+    return removed
+
+
+async def _warm(args: argparse.Namespace, hosts: list[str], requirements: list[str] | None
+                ) -> dict[str, Any]:
+    from scancache.cli.resolve import resolve_names
+
+    settings = load_settings(args)
+    summary: dict[str, Any] = {}
+    if hosts:
+        dns = open_dns(settings, args.nameserver)
+        try:
+            results = await resolve_names(dns, hosts, concurrency=args.concurrency, rdtype=None,
+                                          show_progress=progress_wanted(args) and len(hosts) >= 50)
+        finally:
+            await dns.aclose()
+        failed = sorted(n for n, r in results.items() if not isinstance(r, list))
+        summary["dns"] = {"names": len(hosts), "resolved": len(hosts) - len(failed), "failed": failed}
+    if requirements is not None:
+        vulndb = open_vulndb(settings, osv_url=args.osv_url)
+        try:
+            report = await vulndb.audit(requirements)
+        finally:
+            await vulndb.aclose()
+        summary["vulndb"] = {"packages": len(report.dependencies),
+                             "vulnerable_packages": len(report.vulnerable_packages),
+                             "skipped_lines": len(report.skipped)}
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    """stats and clear print what they saw or did; warm exits 1 when some host did not resolve."""
+    if args.action == "stats":
+        _print_stats(asyncio.run(_stats(args)), args.format)
+        return 0
+    if args.action == "clear":
+        removed = asyncio.run(_clear(args))
+        print(json.dumps({"removed": removed}))
+        return 0
+    if not args.hosts and not args.requirement:
+        raise CommandError("nothing to warm (give --hosts FILE and/or -r FILE)")
+    hosts = validate_names(read_lines(args.hosts, "hosts file")) if args.hosts else []
+    requirements = read_lines(args.requirement, "requirements file") if args.requirement else None
+    summary = asyncio.run(_warm(args, hosts, requirements))
+    print(json.dumps(summary))
+    return 1 if summary.get("dns", {}).get("failed") else 0

@@ -1,0 +1,313 @@
+"""The `scancache` command: argument parsing and dispatch to one module per command group.
+
+Only argparse, os and sys are imported here, so `scancache --help` answers in a few tens of
+milliseconds; each command's module (and with it httpx, dnspython, rich ...) is imported only when that
+command runs. Every failure ends as one `scancache: error: ...` line on stderr and a non-zero exit
+status (2 for usage and input errors); `-v` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR"]
+
+EXIT_OK = 0
+#: `audit` found a vulnerability; `resolve` could not resolve some name.
+EXIT_FINDINGS = 1
+#: Usage, input, configuration or backend error.
+EXIT_ERROR = 2
+_EXIT_INTERRUPTED = 130
+
+_DESCRIPTION = (
+    "Fast caches for security scanners: DNS answers, OSV/NVD vulnerability queries and lazy imports. "
+    "Settings come from --config (TOML or YAML), then SCANCACHE_* variables, then these options."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, as every other scancache error."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print `scancache: error: ...` (one line) and exit 2."""
+        sys.stderr.write(f"scancache: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_ERROR)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {text!r}")
+    return value
+
+
+def _add_globals(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("global options")
+    group.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                       help="TOML or YAML config file (default: $SCANCACHE_CONFIG, else none)")
+    group.add_argument("--cache-type", choices=("memory", "disk", "redis", "hybrid"),
+                       default=argparse.SUPPRESS,
+                       help="where caches live (default: the config file's, else disk)")
+    group.add_argument("--cache-dir", metavar="DIR", default=argparse.SUPPRESS,
+                       help="directory of the disk cache (default: $SCANCACHE_CACHE_DIR, else the "
+                            "user cache directory)")
+    group.add_argument("--redis-url", metavar="URL", default=argparse.SUPPRESS,
+                       help="Redis URL for redis/hybrid caches (default: $SCANCACHE_REDIS_URL)")
+    group.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                       help="log more; show tracebacks of errors")
+
+
+def _add_resolve(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("resolve", help="resolve host names through the DNS cache",
+                                 description="Resolve host names through the DNS cache. Exit status 1 "
+                                             "when some name could not be resolved.")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="host names to resolve")
+    parser.add_argument("-i", "--input", metavar="FILE",
+                        help="read names from FILE, one a line ('-' for stdin; '#' starts a comment)")
+    parser.add_argument("--format", choices=("jsonl", "table"), default="jsonl",
+                        help="JSON lines (default, in completion order) or a table (in input order)")
+    parser.add_argument("--concurrency", type=_positive_int, default=64,
+                        help="lookups in flight at once (default 64)")
+    parser.add_argument("--nameserver", action="append", metavar="IP[:PORT]",
+                        help="DNS server to ask (repeatable; default: config, else the system's)")
+    parser.add_argument("--rdtype", type=str.upper, choices=("A", "AAAA"),
+                        help="only IPv4 (A) or IPv6 (AAAA) addresses (default: both)")
+    parser.add_argument("--progress", action="store_true",
+                        help="show a progress bar on stderr even when it is not a terminal")
+    parser.set_defaults(module="resolve")
+
+
+def _add_audit(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("audit", help="audit pinned requirements against OSV",
+                                 description="Audit a requirements file against OSV (cached). Exit "
+                                             "status 0 when clean, 1 when anything is vulnerable, 2 "
+                                             "on errors.")
+    parser.add_argument("-r", "--requirement", required=True, metavar="FILE",
+                        help="requirements file ('-' for stdin)")
+    parser.add_argument("--format", choices=("json", "table"), default="table",
+                        help="table (default) or the report as JSON")
+    parser.add_argument("--mirror", metavar="FILE",
+                        help="answer offline from this mirror (made by 'scancache mirror import')")
+    parser.add_argument("--osv-url", metavar="URL", help="OSV API base (default: $SCANCACHE_OSV_URL)")
+    parser.set_defaults(module="audit")
+
+
+def _add_mirror(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("mirror", help="keep an offline OSV mirror",
+                                 description="Import or update an offline OSV mirror from an OSV "
+                                             "all.zip dump.")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("import", "build the mirror from an OSV all.zip"),
+                         ("update", "apply a newer OSV all.zip (only changed records)")):
+        sub = actions.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
+        sub.add_argument("file", metavar="FILE", help="OSV all.zip (one JSON record per file)")
+        sub.add_argument("--mirror-db", metavar="PATH",
+                         help="mirror database (default: the config's mirror_path, else "
+                              "CACHE_DIR/osv-mirror.sqlite3)")
+    parser.set_defaults(module="mirror")
+
+
+def _add_cache(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("cache", help="inspect, clear or warm the caches",
+                                 description="Inspect, clear or warm the DNS and vulnerability caches.")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    stats = actions.add_parser("stats", help="print each cache's statistics",
+                               description="Print each cache's statistics.")
+    stats.add_argument("--format", choices=("json", "table"), default="table")
+    clear = actions.add_parser("clear", help="remove every entry", description="Remove every entry.")
+    for sub in (stats, clear):
+        sub.add_argument("--only", choices=("dns", "vulndb"), help="just this cache")
+    warm = actions.add_parser("warm", help="fill the caches ahead of a scan",
+                              description="Fill the caches ahead of a scan.")
+    warm.add_argument("--hosts", metavar="FILE", help="host names to resolve, one a line")
+    warm.add_argument("-r", "--requirement", metavar="FILE", help="requirements file to query")
+    warm.add_argument("--concurrency", type=_positive_int, default=64)
+    warm.add_argument("--nameserver", action="append", metavar="IP[:PORT]")
+    warm.add_argument("--osv-url", metavar="URL")
+    parser.set_defaults(module="cache")
+
+
+def _add_imports(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("imports", help="profile module imports",
+                                 description="Profile module imports.")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    profile = actions.add_parser("profile", help="import time and memory per module, as a tree",
+                                 description="Import MODULEs in a fresh interpreter and show the time "
+                                             "and memory each module (and what it imports) cost.")
+    profile.add_argument("modules", nargs="+", metavar="MODULE")
+    profile.add_argument("--format", choices=("tree", "json"), default="tree")
+    profile.add_argument("--min-ms", type=float, default=1.0, metavar="MS",
+                         help="summarise modules that took less than MS milliseconds (default 1)")
+    profile.add_argument("--depth", type=_positive_int, default=3,
+                         help="levels of the tree to show (default 3)")
+    parser.set_defaults(module="imports")
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("bench", help="measure the seed's performance claims on this machine",
+                                 description="Start loopback DNS and OSV servers, run a scan cold and "
+                                             "warm, start an app eager and lazy, and print the seed's "
+                                             "performance claims next to what this machine measured. "
+                                             "Uses the embedded defaults (memory + SQLite in a "
+                                             "temporary directory, under --cache-dir if given), not "
+                                             "the config file; --cache-type and --redis-url apply.")
+    parser.add_argument("--quick", action="store_true", help="a short run (a few seconds)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--hosts", type=_positive_int, metavar="N", help="distinct host names to scan")
+    parser.add_argument("--packages", type=_positive_int, metavar="M", help="pinned packages to audit")
+    parser.add_argument("--osv-data", metavar="ZIP", help="OSV all.zip to serve (default: built in)")
+    parser.add_argument("--progress", action="store_true",
+                        help="show a progress bar on stderr even when it is not a terminal")
+    parser.set_defaults(module="bench")
+
+
+def _add_metrics(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("metrics", help="print or serve Prometheus metrics",
+                                 description="Print the caches' and loader's metrics in the Prometheus "
+                                             "text format, or serve them on 127.0.0.1:PORT/metrics.")
+    parser.add_argument("--serve", type=_port, metavar="PORT",
+                        help="serve /metrics on 127.0.0.1:PORT until Ctrl-C")
+    parser.add_argument("--format", choices=("prometheus", "json"), default="prometheus")
+    parser.set_defaults(module="metrics_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (cheap: no command module is imported)."""
+    parser = _Parser(prog="scancache", description=_DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"scancache {_version()}")
+    _add_globals(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_resolve, _add_audit, _add_mirror, _add_cache, _add_imports, _add_bench,
+                _add_metrics):
+        add(commands)
+    # Global options are accepted after the command too (`scancache resolve --cache-dir D x`).
+    for sub in commands.choices.values():
+        _add_globals(sub)
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in nested:
+            for leaf in action.choices.values():
+                _add_globals(leaf)
+    return parser
+
+
+def _version() -> str:
+    from scancache import __version__
+
+    return __version__
+
+
+def _normalise(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the global options that neither position gave with their defaults."""
+    defaults = {"config": os.environ.get("SCANCACHE_CONFIG") or None, "cache_type": None,
+                "cache_dir": None, "redis_url": None, "verbose": 0}
+    for name, value in defaults.items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
+    return args
+
+
+def _configure_logging(verbose: int) -> None:
+    """-v: scancache's log on stderr; without it, its warnings are collected and summed up in one
+    line at the end (a failing cache backend degrades a run, it does not flood the terminal)."""
+    import logging
+
+    from scancache.cli._common import WARNINGS
+
+    WARNINGS.messages.clear()
+    if verbose:
+        level = logging.INFO if verbose == 1 else logging.DEBUG
+        logging.basicConfig(level=level, stream=sys.stderr,
+                            format="scancache: %(levelname)s: %(name)s: %(message)s")
+        return
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr,
+                        format="scancache: %(levelname)s: %(name)s: %(message)s")
+    ours = logging.getLogger("scancache")
+    ours.setLevel(logging.WARNING)
+    ours.propagate = False
+    if WARNINGS not in ours.handlers:  # main() may run more than once in one process
+        ours.addHandler(WARNINGS)
+
+
+def _report_warnings() -> None:
+    from scancache.cli._common import WARNINGS
+
+    if WARNINGS.messages:
+        count = len(WARNINGS.messages)
+        first = " ".join(WARNINGS.messages[0].split())
+        sys.stderr.write(f"scancache: warning: {count} problem(s) logged, the first: {first} "
+                         f"(-v shows them all)\n")
+
+
+def _fail(message: str, verbose: int, code: int = EXIT_ERROR) -> int:
+    if verbose:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+    text = " ".join(str(message).split()) or "unknown error"  # one line, whatever the message
+    sys.stderr.write(f"scancache: error: {text}\n")
+    return code
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}:{where}" if where else exc.strerror
+    text = str(exc)
+    return text if text else type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the scancache command with argv (default sys.argv[1:]); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = _normalise(parser.parse_args(argv))
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    verbose = int(args.verbose or 0)
+    import importlib
+
+    from scancache.errors import ScancacheError
+
+    try:
+        _configure_logging(verbose)
+        module = importlib.import_module(f"scancache.cli.{args.module}")
+        try:
+            code = int(module.run(args))
+        finally:
+            sys.stdout.flush()
+        if not verbose:
+            _report_warnings()
+        return code
+    except KeyboardInterrupt:
+        return _fail("interrupted", verbose, _EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (`scancache resolve ... | head`): stop quietly, like other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FINDINGS
+    except (ScancacheError, ValueError, OSError, ImportError, LookupError) as exc:
+        code = getattr(exc, "exit_code", EXIT_ERROR)
+        return _fail(_describe(exc), verbose, code)
+    except Exception as exc:  # a bug: still one line, the traceback with -v
+        return _fail(f"internal error: {type(exc).__name__}: {exc}", verbose)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

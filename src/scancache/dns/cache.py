@@ -1,0 +1,314 @@
+"""DNSCache: a caching resolver that keeps each answer exactly as long as DNS says it may.
+
+Policy, all here: a record's TTL clamped to [min_ttl_seconds, ttl_seconds]; NXDOMAIN/NODATA cached
+for the SOA minimum (RFC 2308) clamped to negative_ttl_seconds; answers kept stale_ttl_seconds past
+expiry and served when upstream fails (RFC 8767), then refreshed in the background at most once per
+name at a time and at most every REFRESH_BACKOFF_SECONDS; a hit in the last tenth of a TTL prefetches;
+concurrent misses of one name share one upstream lookup. Storage is the cache core (any backend),
+namespace "dns", values [addresses, ttl] so every backend can hold them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+from scancache.cache.core import Cache, CacheEntry
+from scancache.cache.memory import MemoryBackend
+from scancache.cache.singleflight import AsyncSingleFlight
+from scancache.config import CacheConfig
+from scancache.dns.config import DNSConfig, parse_nameserver
+from scancache.dns.names import ip_literal, normalise_name
+from scancache.dns.resolver import NameserverUpstream, Resolution, Upstream
+from scancache.dns.system import SystemUpstream
+from scancache.dns.wire import AAAA, A
+from scancache.errors import DNSError
+
+__all__ = ["DNSCache", "as_dns_config", "PREFETCH_FRACTION", "REFRESH_BACKOFF_SECONDS"]
+
+log = logging.getLogger("scancache.dns")
+
+#: A fresh hit with less than this fraction of its TTL left starts a background refresh.
+PREFETCH_FRACTION = 0.1
+#: After a failed refresh, a name is not sent upstream again in the background for this long.
+REFRESH_BACKOFF_SECONDS = 5.0
+_MEMO_MAX = 65536  # normalised names remembered per record type (cleared when full)
+_BACKOFF_MAX = 65536
+_QTYPES = {None: (A, AAAA), "A": (A,), "AAAA": (AAAA,)}
+_KEY_SUFFIX = {None: "", "A": "/A", "AAAA": "/AAAA"}
+_FAMILY_OK = {None: lambda ip: True, "A": lambda ip: ":" not in ip, "AAAA": lambda ip: ":" in ip}
+
+
+def as_dns_config(config: CacheConfig | None) -> DNSConfig:
+    """A DNSConfig from a DNSConfig, a plain CacheConfig (its non-default fields kept) or None.
+
+    Fields a CacheConfig leaves at their defaults take DNSConfig's (e.g. the 1 h stale window), and
+    namespace "default" becomes "dns" so DNS entries never mix with other users of one backend.
+    """
+    if config is None:
+        config = DNSConfig()
+    elif not isinstance(config, DNSConfig):
+        if not isinstance(config, CacheConfig):
+            raise TypeError(f"config must be a CacheConfig or DNSConfig, got {type(config).__name__}")
+        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(CacheConfig)
+                  if f.init and getattr(config, f.name) != f.default}
+        values.setdefault("min_ttl_seconds", min(DNSConfig.min_ttl_seconds, config.ttl_seconds))
+        config = DNSConfig(**values)
+    if config.namespace == "default":
+        config = dataclasses.replace(config, namespace="dns")
+    return config
+
+
+class DNSCache:
+    """Resolve host names to addresses through a cache that honours each answer's TTL.
+
+    nameservers ("ip" or "ip:port") override config.nameservers and SCANCACHE_DNS_NAMESERVERS;
+    with none of them the system resolver is used (no TTLs: ttl_seconds applies). Pass cache= to
+    share a Cache, clock= (epoch seconds) to test expiry, upstream= to plug in another source.
+    Use from one event loop at a time; call aclose() (or `async with`) when done.
+    """
+
+    def __init__(self, config: CacheConfig | None = None, nameservers: Iterable[str] | None = None, *,
+                 cache: Cache | None = None, clock: Callable[[], float] | None = None,
+                 upstream: Upstream | None = None) -> None:
+        self.config = config = as_dns_config(config)
+        if isinstance(nameservers, str):  # "ip[:port],ip[:port]" as in SCANCACHE_DNS_NAMESERVERS
+            nameservers = [s.strip() for s in nameservers.split(",") if s.strip()]
+        servers = list(nameservers) if nameservers is not None else list(config.nameservers or [])
+        addresses = [parse_nameserver(s) for s in servers]
+        self._owns_cache = cache is None
+        if cache is None:
+            cache = Cache(config, clock=clock or time.time, name="dns")
+        self.cache = cache
+        self._memory_only = type(cache.backend) is MemoryBackend
+        self._get_entry = cache.get_entry
+        self._clock = clock or cache.clock
+        if upstream is None:
+            upstream = (NameserverUpstream(addresses, timeout_seconds=config.timeout_seconds,
+                                           attempts=config.attempts) if addresses else SystemUpstream())
+        self.upstream = upstream
+        self.nameservers = [f"{h}:{p}" for h, p in addresses]
+        self._memo: dict[str | None, dict[str, str]] = {rdtype: {} for rdtype in _QTYPES}
+        self._flights = AsyncSingleFlight()
+        self._prefetch = config.prefetch
+        self._stale_ttl = config.stale_ttl_seconds
+        self._refreshing: set[str] = set()
+        self._backoff: dict[str, float] = {}  # key -> no background refresh before this time
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.prefetches = 0
+        self.stale_served = 0
+        self.background_refreshes = 0
+        self.refresh_failures = 0
+
+    # ------------------------------------------------------------------ names
+    def _key(self, hostname: str, rdtype: str | None) -> str:
+        """The cache key of (hostname, rdtype), memoised; ValueError for a bad name or rdtype."""
+        memo = self._memo.get(rdtype)
+        if memo is None:
+            if isinstance(rdtype, str) and rdtype.upper() in _QTYPES:
+                return self._key(hostname, rdtype.upper())
+            raise ValueError(f"rdtype must be None, 'A' or 'AAAA', got {rdtype!r}")
+        key = memo.get(hostname)
+        if key is None:
+            ip = ip_literal(hostname)
+            key = "=" + ip if ip is not None else normalise_name(hostname) + _KEY_SUFFIX[rdtype]
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()  # bounded: a scan of millions of names must not grow this forever
+            memo[hostname] = key
+        return key
+
+    # ------------------------------------------------------------------ resolve
+    async def resolve(self, hostname: str, rdtype: str | None = None) -> list[str]:
+        """The addresses of hostname (A and AAAA, or only rdtype "A"/"AAAA"); [] if it has none.
+
+        A fresh cached answer costs one dict lookup and a list copy. Otherwise one upstream lookup,
+        shared by every concurrent caller of the same name. Raises ValueError for an invalid name
+        (before any query) and DNSError for SERVFAIL, REFUSED or timeout when no cached answer,
+        even a stale one, can stand in.
+        """
+        memo = self._memo.get(rdtype)
+        key = memo.get(hostname) if memo is not None else None
+        if key is None:
+            key = self._key(hostname, rdtype)
+        if key[0] == "=":
+            ip = key[1:]
+            return [ip] if _FAMILY_OK[rdtype.upper() if rdtype else None](ip) else []
+        # A memory read never blocks: call it directly (one coroutine fewer on every lookup).
+        entry = self._get_entry(key) if self._memory_only else await self.cache.aget_entry(key)
+        if entry is None:
+            return list(await self._flights.run(key, lambda: self._fetch(key)))
+        if not entry.is_stale:
+            value = entry.value
+            if self._prefetch and entry.expires_at - self._clock() < value[1] * PREFETCH_FRACTION:
+                self._refresh_in_background(key, prefetch=True)
+            return list(value[0])
+        return await self._resolve_stale(key, entry)
+
+    async def _resolve_stale(self, key: str, entry: CacheEntry) -> list[str]:
+        # Stale: ask upstream once in the foreground; while it keeps failing, serve stale at once
+        # and let at most one background refresh per name try again, every few seconds.
+        if key not in self._backoff:
+            try:
+                return list(await self._flights.run(key, lambda: self._fetch(key)))
+            except DNSError as exc:
+                self._note_failure(key)
+                log.debug("dns: serving stale %s after %s", key, exc.reason)
+        else:
+            self._refresh_in_background(key)
+        self.stale_served += 1
+        return list(entry.value[0])
+
+    async def _fetch(self, key: str) -> list[str]:
+        """Ask upstream for key, store the answer with its clamped TTL, return its addresses."""
+        name, _, rdtype = key.partition("/")
+        results = await self.upstream.lookup(name, _QTYPES[rdtype or None])
+        addresses, ttl = self._merge(results)
+        if self._memory_only:  # a dict write never blocks: skip the coroutine hop
+            self.cache.set(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
+        else:
+            await self.cache.aset(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
+        if self._backoff:
+            self._backoff.pop(key, None)
+        return addresses
+
+    def _merge(self, results: list[Resolution | DNSError]) -> tuple[list[str], float]:
+        """Addresses of every record type and the shortest clamped TTL; raises if none answered."""
+        config = self.config
+        if len(results) == 1:  # one record type answered: the bulk path
+            result = results[0]
+            if not isinstance(result, DNSError) and result.addresses:
+                ttl = config.ttl_seconds if result.ttl is None else result.ttl
+                return result.addresses, min(max(ttl, config.min_ttl_seconds), config.ttl_seconds)
+        addresses: list[str] = []
+        ttls: list[float] = []
+        error: DNSError | None = None
+        for result in results:
+            if isinstance(result, DNSError):
+                error = error or result
+            elif result.addresses:
+                addresses.extend(result.addresses)
+                ttl = config.ttl_seconds if result.ttl is None else result.ttl
+                ttls.append(min(max(ttl, config.min_ttl_seconds), config.ttl_seconds))
+            else:
+                ttl = config.negative_ttl_seconds if result.ttl is None else result.ttl
+                ttls.append(min(max(ttl, config.min_ttl_seconds), config.negative_ttl_seconds))
+        if error is not None:
+            if not addresses:
+                raise error
+            ttls.append(config.min_ttl_seconds)  # A answered, AAAA failed: ask again soon
+        return addresses, min(ttls)
+
+    # ------------------------------------------------------------------ background refresh
+    def _note_failure(self, key: str) -> None:
+        backoff = self._backoff
+        backoff.pop(key, None)
+        if len(backoff) >= _BACKOFF_MAX:
+            del backoff[next(iter(backoff))]  # oldest first: insertion order
+        backoff[key] = self._clock() + REFRESH_BACKOFF_SECONDS
+
+    def _refresh_in_background(self, key: str, *, prefetch: bool = False) -> None:
+        """Start one refresh of key unless one runs already or the last one failed recently."""
+        if key in self._refreshing or self._clock() < self._backoff.get(key, 0.0):
+            return
+        self._refreshing.add(key)
+        if prefetch:
+            self.prefetches += 1
+        else:
+            self.background_refreshes += 1
+        task = asyncio.get_running_loop().create_task(self._refresh(key))
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._refresh_done(done, key))
+
+    def _refresh_done(self, task: asyncio.Task[None], key: str) -> None:
+        # A callback, not a finally: a task cancelled before it ran never reaches its finally.
+        self._tasks.discard(task)
+        self._refreshing.discard(key)
+
+    async def _refresh(self, key: str) -> None:
+        try:
+            await self._flights.run(key, lambda: self._fetch(key))
+        except DNSError:
+            self.refresh_failures += 1
+            self._note_failure(key)
+        except Exception:  # a refresh must never kill the loop; the stale answer still serves
+            self.refresh_failures += 1
+            self._note_failure(key)
+            log.exception("dns: background refresh of %s failed", key)
+
+    async def wait_background(self) -> None:
+        """Wait for background refreshes and prefetches started so far (tests, clean shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # ------------------------------------------------------------------ bulk
+    def resolve_many(self, names: Iterable[str], *, concurrency: int = 256, rdtype: str | None = None,
+                     progress: Callable[[int, int], Any] | None = None
+                     ) -> AsyncIterator[tuple[str, list[str] | DNSError]]:
+        """Stream (name, addresses or DNSError) for every name, as answers arrive (not in order).
+
+        At most `concurrency` lookups run at once; progress(done, total) is called after each
+        result. An invalid name yields DNSError(name, "invalid name: ...") instead of stopping the
+        run. Breaking out of the loop cancels the lookups still running.
+        """
+        from scancache.dns.bulk import resolve_many
+
+        return resolve_many(self, names, concurrency=concurrency, rdtype=rdtype, progress=progress)
+
+    # ------------------------------------------------------------------ stats and lifecycle
+    def get_stats(self) -> dict[str, Any]:
+        """The cache's stats plus DNS counters (upstream_queries, timeouts, servfails, nxdomain,
+        coalesced, prefetches, stale_served, ...). Cheap: no backend scan beyond size()."""
+        stats = self.cache.get_stats()
+        dns = {"upstream_queries": 0, "timeouts": 0, "servfails": 0, "refused": 0, "nxdomain": 0,
+               "nodata": 0}
+        dns.update(self.upstream.counters)
+        client_counters = getattr(self.upstream, "client_counters", None)
+        if client_counters is not None:
+            dns.update(client_counters())
+        else:
+            dns["upstream_queries"] = dns.get("upstream_lookups", 0)
+        dns.update(coalesced=self._flights.joined, prefetches=self.prefetches,
+                   stale_served=self.stale_served, background_refreshes=self.background_refreshes,
+                   refresh_failures=self.refresh_failures, refreshing=len(self._refreshing))
+        stats.update(dns)
+        stats["nameservers"] = list(self.nameservers) or ["system"]
+        return stats
+
+    def close(self) -> None:
+        """Cancel background refreshes, close sockets and (if this object made it) the cache."""
+        for task in list(self._tasks):
+            task.cancel()
+        self.upstream.close()
+        if self._owns_cache:
+            self.cache.close()
+
+    async def aclose(self) -> None:
+        """Async close: cancel and await background refreshes, then release sockets and cache."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.upstream.close()
+        if self._owns_cache:
+            await self.cache.aclose()
+
+    async def __aenter__(self) -> DNSCache:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> DNSCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        servers = ",".join(self.nameservers) or "system"
+        return f"<DNSCache {servers} {self.config.cache_type.value}>"
