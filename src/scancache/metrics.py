@@ -1,19 +1,17 @@
 """One view of every stats source (caches, DNS and vulnerability caches, module loaders) and its
 Prometheus text exposition.
 
-Sources register by name (`register_cache("dns", dns_cache)`, `register_loader("app", loader)`); the
-registry holds them weakly, so registering never keeps a cache alive. `get_monitoring_data()` gathers
-them into one JSON-able dict; `render_prometheus(data)` turns that dict into the text format that
-Prometheus scrapes (version 0.0.4): a HELP and a TYPE line per family, counters named `*_total`,
-gauges for sizes, ratios and latencies, and untyped samples for numbers this module does not know.
-Only the standard library is imported.
+Sources register by name (`register_cache("dns", dns_cache)`, `register_loader("app", loader)`); a
+plain `scancache.Cache` registers the same way. The registry holds them weakly, so registering never
+keeps a cache alive. `get_monitoring_data()` gathers them into one JSON-able dict;
+`render_prometheus(data)` turns that dict into the text format that Prometheus scrapes (version
+0.0.4; the rules live in scancache/prometheus.py). Only the standard library is imported.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 import time
 import weakref
@@ -32,128 +30,6 @@ __all__ = [
 
 #: The Content-Type of the Prometheus text format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-# Cache stats keys that only grow: rendered as counters scancache_cache_<key>_total.
-_CACHE_COUNTERS = {
-    "hits": "Lookups answered by a fresh entry.",
-    "misses": "Lookups that found no usable entry.",
-    "stale_hits": "Lookups answered by an entry past its TTL but inside its stale window.",
-    "evictions": "Entries removed to stay within max_size or max_memory_mb.",
-    "expirations": "Entries removed because their stale window ended.",
-    "errors": "Backend failures (each counted as a miss or a failed write).",
-    "corrupt": "Entries that failed to decode and were removed.",
-    "sets": "Entries written.",
-    "deletes": "Delete calls.",
-    "write_failures": "Writes the backend refused.",
-    "inflight_joined": "Callers that waited for another caller's fetch instead of fetching.",
-    "retries": "Upstream requests retried after a failure.",
-    "nvd_rate_waits": "Times an NVD request waited for the rate limit.",
-    "stale_served": "Answers served from a stale entry because the upstream failed.",
-    "mirror_answers": "Queries answered by the offline mirror.",
-    "records_fetched": "Vulnerability records fetched one by one.",
-    # DNS
-    "upstream_queries": "DNS queries sent upstream (one per record type asked).",
-    "upstream_lookups": "Names looked up upstream (cache misses and refreshes).",
-    "timeouts": "Upstream DNS queries that timed out.",
-    "servfails": "Upstream DNS answers with SERVFAIL.",
-    "refused": "Upstream DNS answers with REFUSED.",
-    "nxdomain": "Upstream DNS answers with NXDOMAIN.",
-    "nodata": "Upstream DNS answers with no records of the type asked.",
-    "cname_followups": "Extra queries made to follow a CNAME.",
-    "tcp_fallbacks": "DNS queries repeated over TCP after a truncated answer.",
-    "malformed": "Upstream answers that could not be parsed.",
-    "coalesced": "Lookups that joined another caller's upstream query for the same name.",
-    "prefetches": "Background refreshes started by a hit near the end of its TTL.",
-    "background_refreshes": "Background refreshes of stale answers.",
-    "refresh_failures": "Background refreshes that failed.",
-}
-# Cache stats keys that go up and down: metric name, help.
-_CACHE_GAUGES = {
-    "size": ("scancache_cache_entries", "Entries held now."),
-    "bytes": ("scancache_cache_bytes", "Bytes held now (encoded size)."),
-    "hit_rate": ("scancache_cache_hit_ratio", "Share of lookups answered from the cache since start."),
-    "refreshing": ("scancache_cache_refreshing", "Background refreshes running now."),
-}
-# Keys that are not metrics, or are rendered by a dedicated rule below.
-_CACHE_SKIP = {"latency", "backend", "requests", "requests_total", "upstream", "nameservers"}
-_KNOWN_CACHE_FAMILIES = frozenset(
-    [m for m, _ in _CACHE_GAUGES.values()] + [f"scancache_cache_{k}_total" for k in _CACHE_COUNTERS])
-_QUANTILES = (("p50_us", "0.5"), ("p90_us", "0.9"), ("p99_us", "0.99"))
-_NAME_BAD = re.compile(r"[^a-zA-Z0-9_]")
-
-
-class _Family:
-    """One metric family: its type, help text and samples (labels, value)."""
-
-    __slots__ = ("help", "kind", "samples")
-
-    def __init__(self, kind: str, help_text: str) -> None:
-        self.kind = kind
-        self.help = help_text
-        self.samples: list[tuple[str, dict[str, str], float]] = []
-
-
-class _Exposition:
-    """Collects samples family by family so each family's lines come out together."""
-
-    def __init__(self) -> None:
-        self.families: dict[str, _Family] = {}
-
-    def add(self, name: str, kind: str, help_text: str, labels: Mapping[str, Any], value: Any) -> None:
-        number = _number(value)
-        if number is None:
-            return
-        family = self.families.get(name)
-        if family is None:
-            family = self.families[name] = _Family(kind, help_text)
-        family.samples.append((name, {k: str(v) for k, v in labels.items()}, number))
-
-    def render(self) -> str:
-        lines: list[str] = []
-        for name, family in self.families.items():
-            lines.append(f"# HELP {name} {_escape_help(family.help)}")
-            lines.append(f"# TYPE {name} {family.kind}")
-            for sample_name, labels, value in family.samples:
-                lines.append(f"{sample_name}{_labels(labels)} {_format(value)}")
-        return "\n".join(lines) + "\n" if lines else ""
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    return None
-
-
-def _format(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(value)
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _escape_label(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items()) + "}"
-
-
-def _metric_part(text: str) -> str:
-    """A string made safe for use inside a metric name."""
-    cleaned = _NAME_BAD.sub("_", str(text)).strip("_").lower()
-    return cleaned or "value"
 
 
 def _jsonable(value: Any, depth: int = 0) -> Any:
@@ -254,6 +130,7 @@ class MetricsRegistry:
 
 
 def _process_stats() -> dict[str, Any]:
+    """This process's pid and resident memory (peak memory where /proc is missing)."""
     stats: dict[str, Any] = {"pid": os.getpid()}
     try:
         with open("/proc/self/statm", "rb") as statm:
@@ -274,7 +151,7 @@ REGISTRY = MetricsRegistry()
 
 
 def register_cache(name: str, source: Any) -> None:
-    """Register a cache (anything with get_stats()) in the process-wide registry."""
+    """Register a cache (a scancache.Cache, DNSCache, VulnerabilityDBCache: anything with get_stats())."""
     REGISTRY.register_cache(name, source)
 
 
@@ -288,117 +165,8 @@ def get_monitoring_data(registry: MetricsRegistry | None = None) -> dict[str, An
     return (registry or REGISTRY).collect()
 
 
-# ---------------------------------------------------------------------------------- Prometheus
-def _render_cache(out: _Exposition, name: str, stats: Mapping[str, Any]) -> None:
-    labels = {"cache": name}
-    if isinstance(stats.get("backend"), str):
-        out.add("scancache_cache_info", "gauge", "Backend of each cache (value is always 1).",
-                {"cache": name, "backend": stats["backend"]}, 1)
-    for key, value in stats.items():
-        if key in _CACHE_SKIP:
-            continue
-        if key in _CACHE_COUNTERS:
-            out.add(f"scancache_cache_{key}_total", "counter", _CACHE_COUNTERS[key], labels, value)
-        elif key in _CACHE_GAUGES:
-            metric, help_text = _CACHE_GAUGES[key]
-            out.add(metric, "gauge", help_text, labels, value)
-        elif _taken(out, f"scancache_cache_{_metric_part(key)}"):
-            continue  # a known family already has this name: never mix types in one family
-        elif isinstance(value, Mapping):
-            metric = f"scancache_cache_{_metric_part(key)}"
-            for sub, number in value.items():
-                out.add(metric, "untyped", f"The {key} figures this cache reports.",
-                        {**labels, "key": sub}, number)
-        else:
-            metric = f"scancache_cache_{_metric_part(key)}"
-            out.add(metric, "untyped", f"The {key} figure this cache reports.", labels, value)
-    requests = stats.get("requests")
-    if isinstance(requests, Mapping):
-        for endpoint, count in requests.items():
-            out.add("scancache_upstream_requests_total", "counter",
-                    "Requests sent to upstream APIs, by endpoint.", {**labels, "endpoint": endpoint},
-                    count)
-    latency = stats.get("latency")
-    if isinstance(latency, Mapping):
-        for operation, figures in latency.items():
-            if not isinstance(figures, Mapping):
-                continue
-            for field, quantile in _QUANTILES:
-                micros = _number(figures.get(field))
-                if micros is not None:
-                    out.add("scancache_cache_latency_seconds", "gauge",
-                            "Sampled latency of cache operations over a recent window, by quantile.",
-                            {**labels, "operation": operation, "quantile": quantile},
-                            round(micros / 1e6, 9))
-
-
-def _taken(out: _Exposition, metric: str) -> bool:
-    family = out.families.get(metric)
-    return metric in _KNOWN_CACHE_FAMILIES or (family is not None and family.kind != "untyped")
-
-
-def _module_rows(modules: Any) -> list[tuple[str, Mapping[str, Any]]]:
-    if isinstance(modules, Mapping):
-        return [(str(k), v) for k, v in modules.items() if isinstance(v, Mapping)]
-    if isinstance(modules, list):
-        return [(str(m.get("name")), m) for m in modules if isinstance(m, Mapping) and m.get("name")]
-    return []
-
-
-def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if _number(mapping.get(key)) is not None:
-            return mapping[key]
-    return None
-
-
-def _render_loader(out: _Exposition, name: str, data: Mapping[str, Any]) -> None:
-    labels = {"loader": name}
-    memory_mb = _first(data, "current_memory_mb")
-    if memory_mb is not None:
-        out.add("scancache_loader_memory_bytes", "gauge",
-                "Resident memory of the process as the loader last measured it.", labels,
-                float(memory_mb) * 1024 * 1024)
-    for key, value in data.items():
-        if key.endswith("_count") and _number(value) is not None:
-            out.add("scancache_loader_modules", "gauge", "Modules the loader knows, by status.",
-                    {**labels, "status": key[: -len("_count")]}, value)
-    total = _first(data, "total_load_time", "total_load_seconds")
-    if total is not None:
-        out.add("scancache_loader_load_seconds_total", "counter", "Seconds spent loading modules.",
-                labels, total)
-    for module, row in _module_rows(data.get("modules")):
-        seconds = _first(row, "load_seconds", "load_time", "seconds")
-        if seconds is not None:
-            out.add("scancache_loader_module_load_seconds", "gauge", "Seconds one module took to load.",
-                    {**labels, "module": module}, seconds)
-        memory = _first(row, "memory_mb", "memory_delta_mb")
-        if memory is not None:
-            out.add("scancache_loader_module_memory_bytes", "gauge",
-                    "Resident memory one module's load added (approximate).",
-                    {**labels, "module": module}, float(memory) * 1024 * 1024)
-
-
 def render_prometheus(data: Mapping[str, Any] | None = None) -> str:
     """The Prometheus text exposition of data (default: get_monitoring_data() of REGISTRY)."""
-    if data is None:
-        data = get_monitoring_data()
-    out = _Exposition()
-    out.add("scancache_info", "gauge", "scancache version (value is always 1).",
-            {"version": data.get("version", "")}, 1)
-    process = data.get("process") or {}
-    if "resident_memory_bytes" in process:
-        out.add("scancache_process_resident_memory_bytes", "gauge", "Resident memory of this process.",
-                {}, process["resident_memory_bytes"])
-    elif "max_resident_memory_bytes" in process:
-        out.add("scancache_process_max_resident_memory_bytes", "gauge",
-                "Peak resident memory of this process.", {}, process["max_resident_memory_bytes"])
-    for name, stats in (data.get("caches") or {}).items():
-        if isinstance(stats, Mapping):
-            _render_cache(out, name, stats)
-    for name, loader in (data.get("loaders") or {}).items():
-        if isinstance(loader, Mapping):
-            _render_loader(out, name, loader)
-    out.add("scancache_metrics_source_errors", "gauge",
-            "Sources whose stats could not be read at this scrape.", {}, len(data.get("errors") or {}))
-    return out.render()
+    from scancache.prometheus import render
+
+    return render(get_monitoring_data() if data is None else data)

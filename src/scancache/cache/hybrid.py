@@ -51,32 +51,47 @@ class HybridBackend:
         return self.front.lookup_functions()
 
     # ------------------------------------------------------------------ helpers
+    def _decode(self, key: str, raw: Any) -> Record | None:
+        """A Record from what the back returned; None for a corrupt blob (counted; caller deletes it)."""
+        if self.back.holds_records:
+            return raw  # type: ignore[no-any-return]
+        try:
+            value, expires_at, stale_until = self.codec.decode(key, raw)
+        except CorruptEntry:
+            self.corrupt += 1
+            return None
+        return Record(value, expires_at, stale_until, len(raw))
+
     def _record(self, key: str, raw: Any) -> Record | None:
         """A Record from what the back returned; a corrupt blob is deleted there and counted."""
-        if self.back.holds_records:
-            return raw
-        try:
-            value, expires_at, stale_until = self.codec.decode(key, raw)
-        except CorruptEntry:
-            self.corrupt += 1
+        record = self._decode(key, raw)
+        if record is None:
             with contextlib.suppress(Exception):  # best effort: the next read would retry it
                 self.back.delete(key)
-            return None
-        return Record(value, expires_at, stale_until, len(raw))
+        return record
 
     async def _arecord(self, key: str, raw: Any) -> Record | None:
-        if self.back.holds_records:
-            return raw
-        try:
-            value, expires_at, stale_until = self.codec.decode(key, raw)
-        except CorruptEntry:
-            self.corrupt += 1
+        """_record with the delete of a corrupt blob done through the back's async API."""
+        record = self._decode(key, raw)
+        if record is None:
             with contextlib.suppress(Exception):
                 await self.back.adelete(key)
-            return None
-        return Record(value, expires_at, stale_until, len(raw))
+        return record
+
+    def _take(self, found: dict[str, Record], raws: dict[str, Any]) -> list[str]:
+        """Decode what the back returned into found and memory; returns the keys whose blob was corrupt."""
+        corrupt = []
+        for key, raw in raws.items():
+            record = self._decode(key, raw)
+            if record is None:
+                corrupt.append(key)
+            else:
+                self._fill(key, record)
+                found[key] = record
+        return corrupt
 
     def _fill(self, key: str, record: Record) -> None:
+        """Keep a record read from the back in memory, unless it is larger than the memory budget."""
         try:
             self.front.set(key, record)
         except ValueError:  # larger than the whole memory budget: only the back keeps it
@@ -84,6 +99,7 @@ class HybridBackend:
         self.fills += 1
 
     def _store_front(self, key: str, record: Record) -> None:
+        """Write a record to memory; one too large for it must not leave an older copy there."""
         try:
             self.front.set(key, record)
         except ValueError:  # too large for memory; drop any older copy so it cannot be served
@@ -116,11 +132,9 @@ class HybridBackend:
                 raise
             self.back_errors += 1
             return found
-        for key, raw in raws.items():
-            record = self._record(key, raw)
-            if record is not None:
-                self._fill(key, record)
-                found[key] = record
+        for key in self._take(found, raws):
+            with contextlib.suppress(Exception):  # best effort: the next read would retry it
+                self.back.delete(key)
         return found
 
     def set(self, key: str, record: Record, blob: bytes | None) -> None:
@@ -203,11 +217,9 @@ class HybridBackend:
                 raise
             self.back_errors += 1
             return found
-        for key, raw in raws.items():
-            record = await self._arecord(key, raw)
-            if record is not None:
-                self._fill(key, record)
-                found[key] = record
+        for key in self._take(found, raws):
+            with contextlib.suppress(Exception):
+                await self.back.adelete(key)
         return found
 
     async def aset(self, key: str, record: Record, blob: bytes | None) -> None:

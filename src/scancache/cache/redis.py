@@ -12,105 +12,40 @@ Keys keep the same layout (no hash tag), so a namespace spreads over every shard
 (A `{namespace}` hash tag would make MGET a single command, but would also pin a whole namespace,
 the bulk of a scanner's cache, to one shard.)
 
-This module imports redis-py at import time; the Cache factory imports it only for Redis configs.
+Clients (one sync, one asyncio per event loop) and URL parsing live in redis_clients.py. This module
+imports redis-py at import time; the Cache factory imports it only for Redis configs.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
 
-import redis
-import redis.asyncio
-import redis.asyncio.cluster
-import redis.cluster
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from scancache.cache.backend import ByteBackendBase, Record, WriteItem
+from scancache.cache.redis_clients import ASYNC_MAX_CONNECTIONS, RedisClients, parse_redis_url, redact_url
 
-__all__ = ["RedisBackend", "RedisUnavailable", "parse_redis_url", "redact_url"]
+__all__ = ["ASYNC_MAX_CONNECTIONS", "RedisBackend", "RedisUnavailable", "parse_redis_url", "redact_url"]
 
 #: How long calls fail fast after a connection error before one call tries Redis again.
 DEFAULT_COOLDOWN_SECONDS = 0.2
-#: Concurrent commands (and so connections) per event loop; more tasks wait on a semaphore, which
-#: is cheaper per call than redis-py's BlockingConnectionPool and never raises MaxConnectionsError.
-ASYNC_MAX_CONNECTIONS = 32
 _SCAN_COUNT = 1000  # keys per SCAN step: fewer round trips, each still short for the server
 _UNLINK_BATCH = 500
 _TRIP_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _GLOB_SPECIAL = "\\*?[]"
 
 
-def _close_orphaned(client: Any) -> None:
-    """Close the sockets of an asyncio client whose event loop is closed (it can await nothing).
-
-    The transports cannot be closed the normal way (that schedules a callback on the dead loop), so
-    close each socket directly; otherwise they linger until garbage collection warns about them.
-    """
-    pool = getattr(client, "connection_pool", None)
-    connections = [*getattr(pool, "_available_connections", ()), *getattr(pool, "_in_use_connections", ())]
-    for connection in connections:
-        writer = getattr(connection, "_writer", None)
-        if writer is None:
-            continue
-        with contextlib.suppress(Exception):
-            transport = writer.transport
-            sock = getattr(transport, "_sock", None)
-            if sock is not None:
-                sock.close()
-                # Mark the transport closed so its and its StreamWriter's __del__ stay quiet.
-                transport._sock = None
-                transport._closing = True
-        connection._writer = connection._reader = None
-
-
-class _LoopClient(NamedTuple):
-    """The asyncio client of one event loop and the gate that bounds its concurrent commands."""
-
-    client: Any
-    gate: asyncio.Semaphore
-
-
 class RedisUnavailable(RedisConnectionError):
     """Raised without any I/O while the circuit breaker is open (Redis failed moments ago)."""
 
 
-def parse_redis_url(url: str) -> tuple[str, bool]:
-    """(url for redis-py, is_cluster): strips `+cluster` from the scheme and `cluster=` from the query."""
-    parts = urlsplit(url)
-    scheme = parts.scheme
-    cluster = False
-    if scheme.endswith("+cluster"):
-        scheme, cluster = scheme[: -len("+cluster")], True
-    query = []
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name == "cluster":
-            cluster = cluster or value.strip().lower() in ("1", "true", "yes", "on")
-        else:
-            query.append((name, value))
-    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)), cluster
-
-
-def redact_url(url: str) -> str:
-    """url with any password replaced by ***, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def _glob_escape(text: str) -> str:
+    """text with SCAN MATCH's glob characters escaped, so a namespace matches only itself."""
     return "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in text)
 
 
@@ -118,11 +53,11 @@ class RedisBackend(ByteBackendBase):
     """Byte backend over one Redis (or Redis Cluster) URL, sync and native asyncio.
 
     Clients are created on first use: one sync client (thread-safe connection pool) and one asyncio
-    client per event loop. socket_timeout and socket_connect_timeout are timeout_seconds, and
-    redis-py's own retries are off (the breaker handles outages). Calls raise on failure (redis-py
-    errors, or RedisUnavailable during a cool-down); the Cache front turns read errors into misses
-    and write errors into False. `clock` must be the Cache's clock (epoch seconds): PX is
-    stale_until - clock(), and an entry already past its stale window is not stored.
+    client per event loop (see RedisClients); redis-py's own retries are off (the breaker handles
+    outages). Calls raise on failure (redis-py errors, or RedisUnavailable during a cool-down); the
+    Cache front turns read errors into misses and write errors into False. `clock` must be the
+    Cache's clock (epoch seconds): PX is stale_until - clock(), and an entry already past its stale
+    window is not stored.
     """
 
     def __init__(
@@ -142,54 +77,12 @@ class RedisBackend(ByteBackendBase):
         self.clock = clock
         self.prefix = f"scancache:{namespace}:"
         self._match = _glob_escape(self.prefix) + "*"
-        self._client_url, self.cluster = parse_redis_url(url)
-        self._sync: Any = None
-        self._sync_lock = threading.Lock()
-        self._async: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self._clients = RedisClients(url, timeout_seconds)
+        self.cluster = self._clients.cluster
         self._open_until = 0.0  # monotonic time until which the breaker is open; 0.0 = closed
         self.breaker_trips = 0
 
-    # ------------------------------------------------------------------ clients
-    def _options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "socket_timeout": self.timeout_seconds,
-            "socket_connect_timeout": self.timeout_seconds,
-            "retry": Retry(NoBackoff(), 0),
-        }
-        if not self.cluster:
-            options["health_check_interval"] = 0
-        return options
-
-    def _sync_client(self) -> Any:
-        client = self._sync
-        if client is None:
-            with self._sync_lock:
-                client = self._sync
-                if client is None:
-                    factory = redis.cluster.RedisCluster if self.cluster else redis.Redis
-                    client = self._sync = factory.from_url(self._client_url, **self._options())
-        return client
-
-    def _loop_client(self) -> _LoopClient:
-        loop = asyncio.get_running_loop()
-        state = self._async.get(loop)
-        if state is None:
-            # A client is bound to the loop that created it: never reuse one across loops, and
-            # release those whose loop has closed (asyncio.run() ended without aclose()).
-            for old, orphan in list(self._async.items()):  # list(): other threads' loops may add
-                if old.is_closed() and self._async.pop(old, None) is not None:
-                    _close_orphaned(orphan.client)
-            state = self._async[loop] = _LoopClient(self._new_async_client(),
-                                                    asyncio.Semaphore(ASYNC_MAX_CONNECTIONS))
-        return state
-
-    def _new_async_client(self) -> Any:
-        factory = redis.asyncio.cluster.RedisCluster if self.cluster else redis.asyncio.Redis
-        options = self._options()
-        if not self.cluster:
-            options["max_connections"] = ASYNC_MAX_CONNECTIONS
-        return factory.from_url(self._client_url, **options)
-
+    # ------------------------------------------------------------------ helpers
     def _expiry_ms(self, record: Record) -> int:
         """Milliseconds until stale_until (rounded up), or 0 if it has already passed."""
         remaining = record.stale_until - self.clock()
@@ -197,12 +90,14 @@ class RedisBackend(ByteBackendBase):
 
     # ------------------------------------------------------------------ circuit breaker
     def _check_breaker(self) -> None:
+        """Raise RedisUnavailable during a cool-down; after it, close the breaker for this call."""
         if time.monotonic() < self._open_until:
             raise RedisUnavailable(
                 f"redis at {self.display_url} failed less than {self.cooldown_seconds} s ago")
         self._open_until = 0.0  # cool-down over: let this call try Redis
 
     def _trip(self, exc: BaseException) -> None:
+        """Open the breaker for cooldown_seconds after a failure that says the server is sick."""
         if isinstance(exc, MaxConnectionsError):
             return  # a busy client pool, not a sick server
         self._open_until = time.monotonic() + self.cooldown_seconds
@@ -218,14 +113,14 @@ class RedisBackend(ByteBackendBase):
         if self._open_until:
             self._check_breaker()
         try:
-            return operation(self._sync_client())
+            return operation(self._clients.sync())
         except _TRIP_ERRORS as exc:
             self._trip(exc)
             raise
 
     async def _arun(self, operation: Callable[[Any], Awaitable[Any]]) -> Any:
         """await operation(this loop's client) behind the breaker and the loop's concurrency gate."""
-        state = self._loop_client()
+        state = self._clients.for_running_loop()
         async with state.gate:
             if self._open_until:
                 self._check_breaker()
@@ -281,13 +176,7 @@ class RedisBackend(ByteBackendBase):
     # ------------------------------------------------------------------ sync API
     def get(self, key: str) -> bytes | None:
         """The blob for key or None: one GET. Raises on connection errors and timeouts."""
-        if self._open_until:
-            self._check_breaker()
-        try:
-            return self._sync_client().get(self.prefix + key)
-        except _TRIP_ERRORS as exc:
-            self._trip(exc)
-            raise
+        return self._run(lambda client: client.get(self.prefix + key))  # type: ignore[no-any-return]
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """{key: blob} for the keys present: one MGET (cluster: one MGET per slot, pipelined)."""
@@ -330,44 +219,14 @@ class RedisBackend(ByteBackendBase):
         return 0
 
     def close(self) -> None:
-        """Close the sync client and the asyncio clients of loops that are not running.
-
-        Clients of a loop running in another thread are closed on that loop; the sockets of a
-        client whose loop has closed are closed directly. Never raises.
-        """
-        client, self._sync = self._sync, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
-        clients, self._async = self._async, {}
-        for loop, (aclient, _) in clients.items():
-            try:
-                if loop.is_closed():
-                    _close_orphaned(aclient)
-                elif loop.is_running():
-                    asyncio.run_coroutine_threadsafe(aclient.aclose(), loop)
-                else:
-                    closing = aclient.aclose()
-                    try:
-                        loop.run_until_complete(closing)
-                    except Exception:
-                        closing.close()  # never started: no "never awaited" warning
-                        raise
-            except Exception:  # e.g. another loop runs in this thread: close the sockets directly
-                _close_orphaned(aclient)
+        """Close the sync client and the asyncio clients of loops that are not running (see
+        RedisClients.close). Never raises."""
+        self._clients.close()
 
     # ------------------------------------------------------------------ async API (redis.asyncio)
     async def aget(self, key: str) -> bytes | None:
         """Async get: one GET on this loop's client."""
-        state = self._loop_client()
-        async with state.gate:
-            if self._open_until:
-                self._check_breaker()
-            try:
-                return await state.client.get(self.prefix + key)
-            except _TRIP_ERRORS as exc:
-                self._trip(exc)
-                raise
+        return await self._arun(lambda client: client.get(self.prefix + key))  # type: ignore[no-any-return]
 
     async def aget_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """Async get_many: one MGET (cluster: one per slot)."""
@@ -395,11 +254,7 @@ class RedisBackend(ByteBackendBase):
 
     async def aclose(self) -> None:
         """Close this loop's asyncio client, then everything close() handles. Never raises."""
-        state = self._async.pop(asyncio.get_running_loop(), None)
-        if state is not None:
-            with contextlib.suppress(Exception):
-                await state.client.aclose()
-        self.close()
+        await self._clients.aclose()
 
     def __repr__(self) -> str:
         kind = "cluster" if self.cluster else "single"

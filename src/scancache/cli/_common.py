@@ -10,14 +10,15 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from scancache.errors import ScancacheError
 
-__all__ = ["WARNINGS", "CommandError", "Progress", "load_settings", "progress_wanted", "read_lines"]
+__all__ = ["WARNINGS", "CommandError", "Progress", "format_table", "load_settings", "progress_wanted",
+           "read_lines", "read_text"]
 
 
 class _WarningCollector(logging.Handler):
@@ -85,10 +86,10 @@ def load_settings(args: argparse.Namespace) -> Any:
     return settings
 
 
-def read_lines(path: str, what: str) -> list[str]:
-    """The meaningful lines of path ('-' is stdin): stripped, without blanks and '#' comments."""
+def read_text(path: str, what: str) -> str:
+    """The text of path ('-' is stdin); CommandError names `what` and the path when it cannot be read."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CommandError(f"{what} not found: {path}") from None
     except IsADirectoryError:
@@ -97,11 +98,24 @@ def read_lines(path: str, what: str) -> list[str]:
         raise CommandError(f"{what} is not UTF-8 text: {path}") from None
     except OSError as exc:
         raise CommandError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def read_lines(path: str, what: str) -> list[str]:
+    """The meaningful lines of path ('-' is stdin): stripped, without blanks and '#' comments."""
     lines = []
-    for line in text.splitlines():
+    for line in read_text(path, what).splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             lines.append(line)
+    return lines
+
+
+def format_table(rows: Sequence[Sequence[str]], *, rule: bool = False) -> list[str]:
+    """rows as text lines with aligned columns two spaces apart; rule=True puts dashes under the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(row)).rstrip() for row in rows]
+    if rule:
+        lines.insert(1, "  ".join("-" * width for width in widths))
     return lines
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from scancache.cli._common import CommandError
 
-__all__ = ["default_mirror_path", "inner_cache", "open_dns", "open_mirror", "open_vulndb",
+__all__ = ["check_osv_dump", "default_mirror_path", "inner_cache", "open_dns", "open_mirror", "open_vulndb",
            "validate_names"]
 
 MIRROR_FILENAME = "osv-mirror.sqlite3"
@@ -54,6 +54,17 @@ def default_mirror_path(settings: Any) -> Path:
     if configured:
         return Path(configured).expanduser()
     return settings.cache.resolved_cache_dir() / MIRROR_FILENAME
+
+
+def check_osv_dump(path: Path, what: str) -> Path:
+    """path if it is an OSV all.zip or a directory of JSON records; CommandError (naming what) if not."""
+    import zipfile
+
+    if not path.exists():
+        raise CommandError(f"{what} not found: {path}")
+    if not path.is_dir() and not zipfile.is_zipfile(path):
+        raise CommandError(f"not an OSV all.zip (nor a directory of JSON records): {path}")
+    return path
 
 
 def open_mirror(path: Path, *, must_exist: bool) -> Any:

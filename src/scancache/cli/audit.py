@@ -13,24 +13,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from scancache.cli._common import CommandError, load_settings
+from scancache.cli._common import CommandError, format_table, load_settings, read_text
 from scancache.cli._components import open_mirror, open_vulndb
 
 __all__ = ["run", "render_table"]
-
-
-def _read_requirements(path: str) -> list[str]:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CommandError(f"requirements file not found: {path}") from None
-    except IsADirectoryError:
-        raise CommandError(f"requirements file is a directory: {path}") from None
-    except UnicodeDecodeError:
-        raise CommandError(f"requirements file is not UTF-8 text: {path}") from None
-    except OSError as exc:
-        raise CommandError(f"cannot read requirements file {path}: {exc.strerror or exc}") from None
-    return text.splitlines()
 
 
 def render_table(report: Any) -> str:
@@ -41,10 +27,7 @@ def render_table(report: Any) -> str:
                      ", ".join(finding.fixed_versions) or "-", ", ".join(finding.aliases) or "-"))
     lines = []
     if len(rows) > 1:
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        for row in rows:
-            lines.append("  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(row[:4]))
-                         + "  " + row[4])
+        lines += format_table(rows)
         lines.append("")
     packages = len(report.vulnerable_packages)
     total = len(report.dependencies)
@@ -86,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     """Audit the requirements file and print the report; 0 clean, 1 vulnerable, 2 error."""
     import tempfile
 
-    lines = _read_requirements(args.requirement)
+    # Every line, comments and blanks included: the report names skipped lines by their number.
+    lines = read_text(args.requirement, "requirements file").splitlines()
     with tempfile.TemporaryDirectory(prefix="scancache-audit-") as workdir:
         mirror = _prepare_mirror(args.mirror, Path(workdir)) if args.mirror else None
         report = asyncio.run(_audit(args, lines, mirror))

@@ -17,13 +17,13 @@ import platform
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
 from scancache.cli._bench_scan import BenchSizes, bench_dns, bench_osv, builtin_osv_data
 from scancache.cli._bench_startup import bench_startup
-from scancache.cli._common import CommandError, Progress, progress_wanted
+from scancache.cli._common import CommandError, Progress, format_table, progress_wanted
+from scancache.cli._components import check_osv_dump
 
 __all__ = ["CLAIMS", "run", "evaluate_claims", "render_table"]
 
@@ -121,9 +121,7 @@ def render_table(results: dict[str, Any]) -> str:
     """The claims table and how each figure was measured, as plain text."""
     rows = [("CLAIM", "SEED SAYS", "MEASURED HERE", "VERDICT")]
     rows += [(c["claim"], c["seed"], _cell(c), c["verdict"]) for c in results["claims"]]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(row)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = format_table(rows, rule=True)
     machine, params = results["machine"], results["parameters"]
     lines += ["", f"Measured on {machine['cpus']} CPUs, Python {machine['python']}, "
                   f"{machine['platform']}; caches: {params['cache']}; loopback servers, no added "
@@ -152,12 +150,7 @@ def _sizes(args: argparse.Namespace) -> BenchSizes:
 def _osv_data(args: argparse.Namespace) -> Path | None:
     if not args.osv_data:
         return builtin_osv_data()
-    path = Path(args.osv_data).expanduser()
-    if not path.exists():
-        raise CommandError(f"OSV data not found: {path}")
-    if not path.is_dir() and not zipfile.is_zipfile(path):
-        raise CommandError(f"not an OSV all.zip (nor a directory of JSON records): {path}")
-    return path
+    return check_osv_dump(Path(args.osv_data).expanduser(), "OSV data")
 
 
 def _describe_cache(cache_type: str, redis_url: str | None) -> str:

@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from scancache.cli._common import CommandError, load_settings, progress_wanted, read_lines
+from scancache.cli._common import CommandError, format_table, load_settings, progress_wanted, read_lines
 from scancache.cli._components import (
     default_mirror_path,
     inner_cache,
@@ -82,9 +82,8 @@ def _print_stats(data: dict[str, Any], form: str) -> None:
             value = stats.get(field, "")
             cells.append(f"{value:.1%}" if field == "hit_rate" else str(value))
         rows.append((name, *cells))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(row)).rstrip())
+    for line in format_table(rows):
+        print(line)
     mirror = data.get("mirror")
     if mirror:
         print(f"mirror: {mirror.get('records')} records, newest {mirror.get('high_water_mark')}, "

@@ -74,6 +74,12 @@ def _add_globals(parser: argparse.ArgumentParser) -> None:
                        help="log more; show tracebacks of errors")
 
 
+def _add_progress(parser: argparse.ArgumentParser) -> None:
+    """--progress, for the commands that draw a bar (by default only on a terminal)."""
+    parser.add_argument("--progress", action="store_true",
+                        help="show a progress bar on stderr even when it is not a terminal")
+
+
 def _add_resolve(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("resolve", help="resolve host names through the DNS cache",
                                  description="Resolve host names through the DNS cache. Exit status 1 "
@@ -89,8 +95,7 @@ def _add_resolve(commands: argparse._SubParsersAction) -> None:
                         help="DNS server to ask (repeatable; default: config, else the system's)")
     parser.add_argument("--rdtype", type=str.upper, choices=("A", "AAAA"),
                         help="only IPv4 (A) or IPv6 (AAAA) addresses (default: both)")
-    parser.add_argument("--progress", action="store_true",
-                        help="show a progress bar on stderr even when it is not a terminal")
+    _add_progress(parser)
     parser.set_defaults(module="resolve")
 
 
@@ -173,8 +178,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--hosts", type=_positive_int, metavar="N", help="distinct host names to scan")
     parser.add_argument("--packages", type=_positive_int, metavar="M", help="pinned packages to audit")
     parser.add_argument("--osv-data", metavar="ZIP", help="OSV all.zip to serve (default: built in)")
-    parser.add_argument("--progress", action="store_true",
-                        help="show a progress bar on stderr even when it is not a terminal")
+    _add_progress(parser)
     parser.set_defaults(module="bench")
 
 

@@ -8,18 +8,14 @@ import zipfile
 from pathlib import Path
 
 from scancache.cli._common import CommandError, load_settings, progress, progress_wanted
-from scancache.cli._components import default_mirror_path, open_mirror
+from scancache.cli._components import check_osv_dump, default_mirror_path, open_mirror
 
 __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
     """Import (or update) the mirror from FILE and print what changed as one JSON object."""
-    source = Path(args.file).expanduser()
-    if not source.exists():
-        raise CommandError(f"OSV dump not found: {source}")
-    if not source.is_dir() and not zipfile.is_zipfile(source):
-        raise CommandError(f"not an OSV all.zip (nor a directory of JSON records): {source}")
+    source = check_osv_dump(Path(args.file).expanduser(), "OSV dump")
     settings = load_settings(args)
     target = Path(args.mirror_db).expanduser() if args.mirror_db else default_mirror_path(settings)
     mirror = open_mirror(target, must_exist=args.action == "update")

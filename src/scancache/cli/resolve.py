@@ -8,7 +8,14 @@ import json
 import sys
 from typing import Any
 
-from scancache.cli._common import CommandError, load_settings, progress, progress_wanted, read_lines
+from scancache.cli._common import (
+    CommandError,
+    format_table,
+    load_settings,
+    progress,
+    progress_wanted,
+    read_lines,
+)
 from scancache.cli._components import open_dns, validate_names
 
 __all__ = ["run", "collect_names", "resolve_names"]
@@ -47,16 +54,16 @@ def _jsonl(name: str, result: Any) -> str:
 
 
 def _table(names: list[str], results: dict[str, Any]) -> str:
-    width = max([len("NAME"), *(len(n) for n in names)])
-    lines = [f"{'NAME':<{width}}  ADDRESSES"]
+    """One row a name, in input order: its addresses or its error."""
+    rows = [("NAME", "ADDRESSES")]
     for name in names:
         result = results.get(name)
         if isinstance(result, list):
             text = ", ".join(result) if result else "(no addresses)"
         else:
             text = f"error: {getattr(result, 'reason', result)}"
-        lines.append(f"{name:<{width}}  {text}")
-    return "\n".join(lines)
+        rows.append((name, text))
+    return "\n".join(format_table(rows))
 
 
 async def _run(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:

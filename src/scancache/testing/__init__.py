@@ -1,3 +1,3 @@
-"""Loopback servers for testing scanners without the internet: DNS (dns_server), OSV and NVD
-(osv_server) and throwaway redis-server processes, single or a three-node cluster (redis_server).
-Import the submodule you need."""
+"""Loopback servers for testing scanners without the internet: DNS (dns_server, its records in
+dns_zone), OSV and NVD (osv_server, its answers in osv_api) and throwaway redis-server processes,
+single (redis_server) or a three-node cluster (redis_cluster). Import the submodule you need."""

@@ -8,6 +8,7 @@ times out), truncate (TC bit over UDP, full answer over TCP) and delay. Each que
 One thread serves every UDP packet and accepts TCP connections; answers are assembled from the
 query's own question bytes plus a precomputed tail, so it serves tens of thousands of queries a
 second. Names under a wildcard ("*.bench.test") answer any fresh name, which is what benchmarks need.
+The records and the answers they make live in dns_zone.py; this module is the wire and the sockets.
 
     with LoopbackDNSServer({"example.test": ["192.0.2.1", "2001:db8::1"]}) as server:
         server.add_cname("www.example.test", "example.test", ttl=30)
@@ -17,7 +18,6 @@ second. Names under a wildcard ("*.bench.test") answer any fresh name, which is 
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import select
 import socket
 import struct
@@ -25,46 +25,16 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 
+from scancache.testing.dns_zone import RDTYPES, DNSZone, record_type, wire_name
+
 __all__ = ["LoopbackDNSServer", "RDTYPES"]
 
-#: Record types this server knows, by name.
-RDTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28}
-_RR = struct.Struct("!HHIH")
-_CNAME, _SOA = 5, 6
 _MODES = ("servfail", "refuse", "drop", "truncate")
 _MAX_UDP = 512  # no EDNS: classic limit, larger answers are truncated
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # QDCOUNT 1, no other sections
 
 
-def _wire(name: str) -> bytes:
-    """Uncompressed, lower-case wire form of a dotted name ("" or "." is the root)."""
-    labels = [label for label in name.strip().rstrip(".").lower().encode("idna").split(b".") if label]
-    return b"".join(bytes([len(label)]) + label for label in labels) + b"\0"
-
-
-def _rdata(qtype: int, value: str) -> bytes:
-    if qtype == 1:
-        return ipaddress.IPv4Address(value).packed
-    if qtype == 28:
-        return ipaddress.IPv6Address(value).packed
-    if qtype == _CNAME:
-        return _wire(value)
-    if qtype == 16:
-        data = value.encode()
-        return bytes([len(data)]) + data
-    raise ValueError(f"unsupported record type {qtype}")
-
-
-def _qtype(rdtype: str | int) -> int:
-    if isinstance(rdtype, int):
-        return rdtype
-    try:
-        return RDTYPES[rdtype.upper()]
-    except KeyError:
-        raise ValueError(f"unknown record type {rdtype!r} (known: {', '.join(RDTYPES)})") from None
-
-
-class LoopbackDNSServer:
+class LoopbackDNSServer(DNSZone):
     """A controllable authoritative DNS server on a free 127.0.0.1 port (UDP and TCP).
 
     records maps names to an address or a list of addresses (IPv4 -> A, IPv6 -> AAAA) with the
@@ -77,17 +47,10 @@ class LoopbackDNSServer:
     def __init__(self, records: Mapping[str, str | Iterable[str]] | None = None, *, ttl: int = 300,
                  soa_minimum: int = 60, soa_ttl: int = 3600, host: str = "127.0.0.1",
                  port: int = 0) -> None:
-        self.default_ttl = ttl
-        self.soa_minimum = soa_minimum
-        self.soa_ttl = soa_ttl
+        super().__init__(records, ttl=ttl, soa_minimum=soa_minimum, soa_ttl=soa_ttl)
         self._bind = (host, port)
-        self._lock = threading.Lock()
-        self._zone: dict[bytes, dict[int, tuple[int, list[bytes]]]] = {}
-        self._cnames: dict[bytes, tuple[int, bytes, bool]] = {}
-        self._nx: set[bytes] = set()
         self._modes: dict[bytes | tuple[bytes, int] | None, str] = {}
         self._delays: dict[bytes | None, float] = {}
-        self._tails: dict[tuple[bytes, int], tuple[int, bytes, bytes]] = {}
         self._counts: dict[tuple[bytes, int], int] = {}
         self.total_queries = 0
         self._udp: socket.socket | None = None
@@ -95,9 +58,6 @@ class LoopbackDNSServer:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._wake: tuple[socket.socket, socket.socket] | None = None  # stop() interrupts select
-        for name, values in (records or {}).items():
-            for value in [values] if isinstance(values, str) else values:
-                self.add(name, "AAAA" if ":" in value else "A", value)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -166,72 +126,11 @@ class LoopbackDNSServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ------------------------------------------------------------------ records
-    def _changed(self) -> None:
-        self._tails.clear()
-
-    def add(self, name: str, rdtype: str | int, value: str, ttl: int | None = None) -> None:
-        """Add one record (A, AAAA, TXT) to name; ttl (default: the server's) applies to the set."""
-        qtype, key = _qtype(rdtype), _wire(name)
-        with self._lock:
-            node = self._zone.setdefault(key, {})
-            old_ttl, rdatas = node.get(qtype, (self.default_ttl, []))
-            node[qtype] = (old_ttl if ttl is None else ttl, [*rdatas, _rdata(qtype, value)])
-            self._nx.discard(key)
-            self._changed()
-
-    def set_records(self, name: str, rdtype: str | int, values: Iterable[str],
-                    ttl: int | None = None) -> None:
-        """Replace name's records of rdtype (an empty list leaves the name with NODATA)."""
-        qtype, key = _qtype(rdtype), _wire(name)
-        with self._lock:
-            node = self._zone.setdefault(key, {})
-            node[qtype] = (self.default_ttl if ttl is None else ttl, [_rdata(qtype, v) for v in values])
-            if not node[qtype][1]:
-                del node[qtype]
-            self._nx.discard(key)
-            self._changed()
-
-    def add_cname(self, name: str, target: str, ttl: int | None = None, *, chase: bool = True) -> None:
-        """Make name an alias of target. chase=False answers the CNAME alone (the client follows)."""
-        with self._lock:
-            key = _wire(name)
-            self._cnames[key] = (self.default_ttl if ttl is None else ttl, _wire(target), chase)
-            self._nx.discard(key)
-            self._changed()
-
-    def nodata(self, name: str) -> None:
-        """Make name exist with no records: every type answers NOERROR with an empty answer."""
-        with self._lock:
-            key = _wire(name)
-            self._zone[key] = {}
-            self._cnames.pop(key, None)
-            self._nx.discard(key)
-            self._changed()
-
-    def nxdomain(self, name: str) -> None:
-        """Make name not exist (NXDOMAIN), even under a wildcard."""
-        with self._lock:
-            key = _wire(name)
-            self._zone.pop(key, None)
-            self._cnames.pop(key, None)
-            self._nx.add(key)
-            self._changed()
-
-    def set_soa(self, *, minimum: int | None = None, ttl: int | None = None) -> None:
-        """Set the SOA MINIMUM field and the SOA record's TTL used in negative answers."""
-        with self._lock:
-            if minimum is not None:
-                self.soa_minimum = minimum
-            if ttl is not None:
-                self.soa_ttl = ttl
-            self._changed()
-
     # ------------------------------------------------------------------ failure modes
     def _set_mode(self, mode: str | None, name: str | None, rdtype: str | int | None = None) -> None:
-        key: bytes | tuple[bytes, int] | None = None if name is None else _wire(name)
+        key: bytes | tuple[bytes, int] | None = None if name is None else wire_name(name)
         if rdtype is not None and key is not None:
-            key = (key, _qtype(rdtype))
+            key = (key, record_type(rdtype))
         with self._lock:
             if mode is None:
                 self._modes.pop(key, None)
@@ -256,7 +155,7 @@ class LoopbackDNSServer:
 
     def delay(self, seconds: float, name: str | None = None) -> None:
         """Hold answers for name (None: every name) this long before sending; 0 removes the delay."""
-        key = None if name is None else _wire(name)
+        key = None if name is None else wire_name(name)
         with self._lock:
             if seconds > 0:
                 self._delays[key] = seconds
@@ -270,7 +169,7 @@ class LoopbackDNSServer:
                 self._modes.clear()
                 self._delays.clear()
             else:
-                key = _wire(name)
+                key = wire_name(name)
                 for mode_key in [k for k in self._modes
                                  if k == key or (isinstance(k, tuple) and k[0] == key)]:
                     del self._modes[mode_key]
@@ -279,10 +178,10 @@ class LoopbackDNSServer:
     # ------------------------------------------------------------------ counters
     def query_count(self, name: str, rdtype: str | int | None = None) -> int:
         """Queries received for name (any case) and rdtype (None: all types), UDP and TCP."""
-        key = _wire(name)
+        key = wire_name(name)
         with self._lock:
             if rdtype is not None:
-                return self._counts.get((key, _qtype(rdtype)), 0)
+                return self._counts.get((key, record_type(rdtype)), 0)
             return sum(n for (k, _), n in self._counts.items() if k == key)
 
     def reset_counts(self) -> None:
@@ -326,86 +225,11 @@ class LoopbackDNSServer:
                 return query[:2] + bytes((flags & ~0x04, 0x85)) + _ONE_QUESTION + question
             if mode == "truncate" and not tcp:
                 return query[:2] + bytes((flags | 0x02, 0x80)) + _ONE_QUESTION + question
-        tails = self._tails
-        tail = tails.get(key)
-        if tail is None:
-            match = self._find(name)
-            tail = tails.get((match, qtype)) if match is not None else None
-            if tail is None:
-                tail = self._build_tail(name, qtype)
+        tail = self._tails.get(key) or self._lookup(name, qtype)
         rcode, section_counts, body = tail
         if not tcp and len(body) + len(question) > _MAX_UDP - 12:
             return query[:2] + bytes((flags | 0x02, 0x80)) + _ONE_QUESTION + question
         return query[:2] + bytes((flags, 0x80 | rcode)) + section_counts + question + body
-
-    def _find(self, name: bytes) -> bytes | None:
-        """The zone key that answers name: itself, or the closest wildcard; None if it is absent."""
-        if name in self._zone or name in self._cnames:
-            return name
-        if name in self._nx:
-            return None
-        rest = name
-        while rest[0]:
-            rest = rest[rest[0] + 1:]
-            wildcard = b"\x01*" + rest
-            if wildcard in self._zone or wildcard in self._cnames:
-                return wildcard
-        return None
-
-    def _build_tail(self, qname: bytes, qtype: int) -> tuple[int, bytes, bytes]:
-        """(rcode, section counts, answer+authority bytes) for qname; cached per matched key."""
-        with self._lock:
-            match = self._find(qname)
-            cache_key = (qname if match is None or not match.startswith(b"\x01*") else match, qtype)
-            parts: list[bytes] = []
-            current, key, rcode, stopped = qname, match, 0, False
-            for _ in range(16):  # CNAME chain, bounded against loops
-                if key is None or qtype == _CNAME or key not in self._cnames:
-                    break
-                ttl, target, chase = self._cnames[key]
-                parts.append(self._rr(current, qname, _CNAME, ttl, target))
-                current, key = target, self._find(target)
-                if not chase:
-                    stopped = True  # the client has to ask for the target itself
-                    break
-            if not stopped:
-                if key is None:
-                    rcode = 3
-                elif qtype == _CNAME and key in self._cnames:
-                    ttl, target, _ = self._cnames[key]
-                    parts.append(self._rr(current, qname, _CNAME, ttl, target))
-                else:
-                    ttl, rdatas = self._zone.get(key, {}).get(qtype, (0, []))
-                    parts.extend(self._rr(current, qname, qtype, ttl, rdata) for rdata in rdatas)
-            authority = []
-            if not parts or rcode == 3:
-                authority.append(self._soa(qname))
-            tail = (rcode, struct.pack("!HHHH", 1, len(parts), len(authority), 0),
-                    b"".join(parts + authority))
-            self._tails[cache_key] = tail
-            return tail
-
-    @staticmethod
-    def _rr(owner: bytes, qname: bytes, rrtype: int, ttl: int, rdata: bytes) -> bytes:
-        # The question name sits at offset 12 of every response: point to it (valid for any name
-        # a wildcard matched), other owners are written out uncompressed.
-        head = b"\xc0\x0c" if owner == qname else owner
-        return head + _RR.pack(rrtype, 1, ttl, len(rdata)) + rdata
-
-    def _soa(self, qname: bytes) -> bytes:
-        apex = self._apex(qname)
-        rdata = (b"\x02ns" + apex + b"\x0ahostmaster" + apex
-                 + struct.pack("!IIIII", 1, 3600, 600, 86400, self.soa_minimum))
-        return apex + _RR.pack(_SOA, 1, self.soa_ttl, len(rdata)) + rdata
-
-    @staticmethod
-    def _apex(qname: bytes) -> bytes:
-        """The last label of qname, standing in for the zone apex."""
-        pos, last = 0, 0
-        while qname[pos]:
-            last = pos
-            pos += qname[pos] + 1
-        return qname[last:]
 
     # ------------------------------------------------------------------ serving
     def _serve(self) -> None:
@@ -495,7 +319,6 @@ class LoopbackDNSServer:
 
     def __repr__(self) -> str:
         return f"<LoopbackDNSServer {self.address} queries={self.total_queries}>"
-
 
 
 def main(argv: list[str] | None = None) -> None:

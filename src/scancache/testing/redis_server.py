@@ -12,6 +12,8 @@ Use it to test a scanner's Redis cache without a shared server:
 
 The server keeps nothing on disk (`--save "" --appendonly no`, a private temp dir) and talks to
 nothing but loopback. This module needs only the redis-server binary, not the redis-py client.
+RedisClusterServer (three nodes joined into a Redis Cluster) lives in redis_cluster.py and is
+importable from here too.
 """
 
 from __future__ import annotations
@@ -26,14 +28,17 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["RedisClusterServer", "RedisServer", "RedisServerError", "find_redis_server", "free_cluster_port",
-           "free_port"]
+# RedisClusterServer and free_cluster_port come from redis_cluster.py through __getattr__ below.
+__all__ = ["RedisClusterServer", "RedisServer", "RedisServerError", "find_redis_server",  # noqa: F822
+           "free_cluster_port", "free_port", "send_command"]
 
 _PR_SET_PDEATHSIG = 1
-_CLUSTER_SLOTS = 16384
+# Defined in redis_cluster.py (which builds on RedisServer), loaded when first asked for here.
+_CLUSTER_NAMES = frozenset(("RedisClusterServer", "free_cluster_port"))
 
 
 class RedisServerError(RuntimeError):
@@ -58,24 +63,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
+def send_command(host: str, port: int, args: Sequence[str | bytes], *, timeout: float,
+                 complete: Callable[[bytes], bool]) -> bytes:
+    """Send one RESP command and read until complete(reply so far) or the server hangs up.
 
-
-def free_cluster_port(host: str = "127.0.0.1") -> int:
-    """A free port p <= 55535 whose cluster bus port p + 10000 is free too (Redis Cluster needs both)."""
-    import random
-
-    for _ in range(200):
-        port = random.randint(20000, 55535)
-        if _port_is_free(host, port) and _port_is_free(host, port + 10000):
-            return port
-    raise RedisServerError("no free port pair for a Redis Cluster node")
+    The tiny client behind RedisServer.command and the cluster's health checks; raises OSError if
+    nothing answers within timeout seconds.
+    """
+    parts = [arg.encode() if isinstance(arg, str) else arg for arg in args]
+    payload = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        reply = b""
+        while not complete(reply):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    return reply
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -263,16 +268,8 @@ class RedisServer:
 
         For test plumbing (PING, FLUSHALL) without redis-py; raises OSError if nothing answers.
         """
-        parts = [arg.encode() if isinstance(arg, str) else arg for arg in args]
-        payload = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
-        with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
-            sock.sendall(payload)
-            reply = b""
-            while not reply.endswith(b"\r\n"):
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
+        reply = send_command(self.host, self.port, args, timeout=timeout,
+                             complete=lambda data: data.endswith(b"\r\n"))
         return reply.split(b"\r\n", 1)[0]
 
     def ping(self, timeout: float = 2.0) -> bool:
@@ -289,90 +286,10 @@ class RedisServer:
             raise RedisServerError(f"FLUSHALL failed: {reply!r}")
 
 
-class RedisClusterServer:
-    """A throwaway Redis Cluster: `nodes` primaries (no replicas) on 127.0.0.1, slots spread evenly.
+def __getattr__(name: str) -> Any:
+    """RedisClusterServer and free_cluster_port, from redis_cluster.py on first use."""
+    if name in _CLUSTER_NAMES:
+        from scancache.testing import redis_cluster
 
-    url is `redis+cluster://127.0.0.1:port` of the first node (the scheme scancache reads as "use
-    RedisCluster"). start() assigns slots and joins the nodes itself (no redis-cli needed), then
-    waits, bounded by startup_timeout, until every node reports cluster_state:ok.
-    """
-
-    def __init__(self, nodes: int = 3, *, startup_timeout: float = 20.0) -> None:
-        self.startup_timeout = startup_timeout
-        self.servers = [
-            RedisServer(port=free_cluster_port(), startup_timeout=startup_timeout, extra_args=[
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "5000",
-            ])
-            for _ in range(nodes)
-        ]
-
-    @property
-    def url(self) -> str:
-        """redis+cluster://host:port of the first node (any node bootstraps the client)."""
-        first = self.servers[0]
-        return f"redis+cluster://{first.host}:{first.port}"
-
-    def start(self) -> RedisClusterServer:
-        """Start every node, give each an even share of the 16384 slots, MEET them, wait for ok."""
-        try:
-            for server in self.servers:
-                server.start()
-            share = _CLUSTER_SLOTS // len(self.servers)
-            for index, server in enumerate(self.servers):
-                first = index * share
-                last = _CLUSTER_SLOTS - 1 if index == len(self.servers) - 1 else first + share - 1
-                self._expect_ok(server, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
-            for server in self.servers[1:]:
-                self._expect_ok(self.servers[0], "CLUSTER", "MEET", server.host, str(server.port))
-            self._wait_ok()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    @staticmethod
-    def _expect_ok(server: RedisServer, *args: str) -> None:
-        reply = server.command(*args)
-        if reply != b"+OK":
-            raise RedisServerError(f"{' '.join(args)} on port {server.port}: {reply!r}")
-
-    def _wait_ok(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            states = [_cluster_state(server) for server in self.servers]
-            if all(state == "ok" for state in states):
-                return
-            if time.monotonic() >= deadline:
-                raise RedisServerError(f"cluster not ok within {self.startup_timeout} s: {states}")
-            time.sleep(0.02)  # polling while the nodes agree on slots, bounded by the deadline
-
-    def close(self) -> None:
-        """Kill every node and remove their temp dirs."""
-        for server in self.servers:
-            server.close()
-
-    def __enter__(self) -> RedisClusterServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _cluster_state(server: RedisServer) -> str:
-    """cluster_state from CLUSTER INFO (a bulk reply: read it whole with the tiny client)."""
-    try:
-        with socket.create_connection((server.host, server.port), timeout=2.0) as sock:
-            sock.sendall(b"*2\r\n$7\r\nCLUSTER\r\n$4\r\nINFO\r\n")
-            data = b""
-            while b"cluster_state:" not in data or not data.endswith(b"\r\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-    except OSError:
-        return "unreachable"
-    for line in data.decode(errors="replace").splitlines():
-        if line.startswith("cluster_state:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
+        return getattr(redis_cluster, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

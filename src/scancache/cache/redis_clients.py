@@ -1,0 +1,176 @@
+"""The redis-py clients behind RedisBackend: URL parsing, one sync client, one asyncio client per loop.
+
+An asyncio client is bound to the event loop that created it, so each loop gets its own, and a client
+whose loop has closed (asyncio.run() ended without aclose()) has its sockets closed directly.
+This module imports redis-py at import time; the Cache factory imports it only for Redis configs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+__all__ = ["ASYNC_MAX_CONNECTIONS", "LoopClient", "RedisClients", "parse_redis_url", "redact_url"]
+
+#: Concurrent commands (and so connections) per event loop; more tasks wait on a semaphore, which
+#: is cheaper per call than redis-py's BlockingConnectionPool and never raises MaxConnectionsError.
+ASYNC_MAX_CONNECTIONS = 32
+
+
+def parse_redis_url(url: str) -> tuple[str, bool]:
+    """(url for redis-py, is_cluster): strips `+cluster` from the scheme and `cluster=` from the query."""
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    cluster = False
+    if scheme.endswith("+cluster"):
+        scheme, cluster = scheme[: -len("+cluster")], True
+    query = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "cluster":
+            cluster = cluster or value.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            query.append((name, value))
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)), cluster
+
+
+def redact_url(url: str) -> str:
+    """url with any password replaced by ***, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _close_orphaned(client: Any) -> None:
+    """Close the sockets of an asyncio client whose event loop is closed (it can await nothing).
+
+    The transports cannot be closed the normal way (that schedules a callback on the dead loop), so
+    close each socket directly; otherwise they linger until garbage collection warns about them.
+    """
+    pool = getattr(client, "connection_pool", None)
+    connections = [*getattr(pool, "_available_connections", ()), *getattr(pool, "_in_use_connections", ())]
+    for connection in connections:
+        writer = getattr(connection, "_writer", None)
+        if writer is None:
+            continue
+        with contextlib.suppress(Exception):
+            transport = writer.transport
+            sock = getattr(transport, "_sock", None)
+            if sock is not None:
+                sock.close()
+                # Mark the transport closed so its and its StreamWriter's __del__ stay quiet.
+                transport._sock = None
+                transport._closing = True
+        connection._writer = connection._reader = None
+
+
+class LoopClient(NamedTuple):
+    """The asyncio client of one event loop and the gate that bounds its concurrent commands."""
+
+    client: Any
+    gate: asyncio.Semaphore
+
+
+class RedisClients:
+    """The clients of one Redis (or Redis Cluster) URL, created on first use.
+
+    socket_timeout and socket_connect_timeout are timeout_seconds, and redis-py's own retries are off
+    (RedisBackend's circuit breaker handles outages). Thread-safe.
+    """
+
+    def __init__(self, url: str, timeout_seconds: float) -> None:
+        self.client_url, self.cluster = parse_redis_url(url)
+        self.timeout_seconds = timeout_seconds
+        self._sync: Any = None
+        self._sync_lock = threading.Lock()
+        self._async: dict[asyncio.AbstractEventLoop, LoopClient] = {}
+
+    def _options(self) -> dict[str, Any]:
+        """Keyword arguments every client of this URL is built with."""
+        options: dict[str, Any] = {
+            "socket_timeout": self.timeout_seconds,
+            "socket_connect_timeout": self.timeout_seconds,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if not self.cluster:
+            options["health_check_interval"] = 0
+        return options
+
+    def sync(self) -> Any:
+        """The process's sync client (its connection pool is thread-safe)."""
+        client = self._sync
+        if client is None:
+            with self._sync_lock:
+                client = self._sync
+                if client is None:
+                    factory = redis.cluster.RedisCluster if self.cluster else redis.Redis
+                    client = self._sync = factory.from_url(self.client_url, **self._options())
+        return client
+
+    def for_running_loop(self) -> LoopClient:
+        """The running event loop's client and gate; must be called from a coroutine."""
+        loop = asyncio.get_running_loop()
+        state = self._async.get(loop)
+        if state is None:
+            # A client is bound to the loop that created it: never reuse one across loops, and
+            # release those whose loop has closed (asyncio.run() ended without aclose()).
+            for old, orphan in list(self._async.items()):  # list(): other threads' loops may add
+                if old.is_closed() and self._async.pop(old, None) is not None:
+                    _close_orphaned(orphan.client)
+            state = self._async[loop] = LoopClient(self._new_async_client(),
+                                                   asyncio.Semaphore(ASYNC_MAX_CONNECTIONS))
+        return state
+
+    def _new_async_client(self) -> Any:
+        """A new asyncio client, capped at ASYNC_MAX_CONNECTIONS connections (single server)."""
+        factory = redis.asyncio.cluster.RedisCluster if self.cluster else redis.asyncio.Redis
+        options = self._options()
+        if not self.cluster:
+            options["max_connections"] = ASYNC_MAX_CONNECTIONS
+        return factory.from_url(self.client_url, **options)
+
+    def close(self) -> None:
+        """Close the sync client and the asyncio clients of loops that are not running.
+
+        Clients of a loop running in another thread are closed on that loop; the sockets of a
+        client whose loop has closed are closed directly. Never raises.
+        """
+        client, self._sync = self._sync, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+        clients, self._async = self._async, {}
+        for loop, (aclient, _) in clients.items():
+            try:
+                if loop.is_closed():
+                    _close_orphaned(aclient)
+                elif loop.is_running():
+                    asyncio.run_coroutine_threadsafe(aclient.aclose(), loop)
+                else:
+                    closing = aclient.aclose()
+                    try:
+                        loop.run_until_complete(closing)
+                    except Exception:
+                        closing.close()  # never started: no "never awaited" warning
+                        raise
+            except Exception:  # e.g. another loop runs in this thread: close the sockets directly
+                _close_orphaned(aclient)
+
+    async def aclose(self) -> None:
+        """Close the running loop's asyncio client, then everything close() handles. Never raises."""
+        state = self._async.pop(asyncio.get_running_loop(), None)
+        if state is not None:
+            with contextlib.suppress(Exception):
+                await state.client.aclose()
+        self.close()
