@@ -139,3 +139,18 @@ def test_stops_and_frees_its_port():
     finally:
         probe.close()
     assert server.address == f"127.0.0.1:{port}"
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_malformed_tcp_query_with_a_delay_set_does_not_kill_the_server(dns_server):
+    dns_server.delay(0.01)
+    dns_server.set_records("after.test", "A", ["192.0.2.9"])
+    with socket.create_connection((dns_server.host, dns_server.port), timeout=2) as conn:
+        garbage = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x3fab"  # a label running off the end
+        conn.sendall(len(garbage).to_bytes(2, "big") + garbage)
+        conn.settimeout(0.5)
+        try:
+            conn.recv(512)
+        except TimeoutError:
+            pass  # no answer to garbage is fine; a dead server is not
+    assert rrs(ask(dns_server, "after.test", tcp=True)) == ["192.0.2.9"]

@@ -273,8 +273,10 @@ class LoopbackDNSServer(DNSZone):
 
     def _delay_for(self, query: bytes) -> float:
         pos = 12
-        while query[pos]:
+        while pos < len(query) and query[pos]:
             pos += query[pos] + 1
+        if pos >= len(query):
+            return 0.0  # a malformed query: answer() decides what to do with it
         name = query[12:pos + 1].lower()
         return self._delays.get(name) or self._delays.get(None) or 0.0
 
