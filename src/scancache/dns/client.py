@@ -265,6 +265,7 @@ class DNSClient:
                 continue
             if data[2] & 0x02:  # TC: the whole answer did not fit, ask again over TCP
                 self._forget(query)
+                query.attempt = self.attempts  # UDP timers no longer apply: TCP has its own timeout
                 self.tcp_fallbacks += 1
                 task = asyncio.ensure_future(self._over_tcp(query, server.address))
                 self._tcp_tasks.add(task)
