@@ -10,7 +10,7 @@ import enum
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "CacheConfig",
@@ -33,15 +33,40 @@ class CacheType(enum.Enum):
     @classmethod
     def parse(cls, value: CacheType | str) -> CacheType:
         """Accept an enum member or its name/value in any case ("disk", "DISK")."""
-        if isinstance(value, CacheType):
-            return value
-        if isinstance(value, str):
-            text = value.strip().lower()
-            for member in cls:
-                if text in (member.value, member.name.lower()):
-                    return member
-        choices = ", ".join(m.value for m in cls)
-        raise ValueError(f"cache_type: unknown cache type {value!r} (choose one of {choices})")
+        return parse_enum(cls, value, "cache_type")
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def parse_enum(enum_type: type[_E], value: _E | str, field_name: str) -> _E:
+    """The member of enum_type that value is or names (by name or value, any case)."""
+    if isinstance(value, enum_type):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        for member in enum_type:
+            if text in (str(member.value).lower(), member.name.lower()):
+                return member
+    choices = ", ".join(str(m.value) for m in enum_type)
+    raise ValueError(f"{field_name}: unknown value {value!r} (choose one of {choices})")
+
+
+_C = TypeVar("_C")
+
+
+def config_from_mapping(config_type: type[_C], data: Any, section: str) -> _C:
+    """An instance of a config dataclass from a file's section; ValueError names unknown keys."""
+    if not isinstance(data, dict):
+        raise ValueError(f"[{section}]: must be a table of settings, got {type(data).__name__}")
+    known = {f.name for f in fields(config_type)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"[{section}]: unknown setting(s) {', '.join(map(str, unknown))}")
+    try:
+        return config_type(**data)
+    except TypeError as exc:  # wrong types that the dataclass itself rejects
+        raise ValueError(f"[{section}]: {exc}") from None
 
 
 def default_cache_dir() -> Path:
@@ -142,16 +167,7 @@ class CacheConfig:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], *, section: str = "cache") -> CacheConfig:
         """Build from a config-file section; unknown keys are a ValueError naming them."""
-        if not isinstance(data, dict):
-            raise ValueError(f"[{section}]: must be a table of settings, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"[{section}]: unknown setting(s) {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:  # wrong types that dataclass itself rejects
-            raise ValueError(f"[{section}]: {exc}") from None
+        return config_from_mapping(cls, data, section)
 
 
 # Component sections in a config file, with the seed's attribute names as aliases.

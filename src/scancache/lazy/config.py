@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from scancache.config import _is_number, _require
+from scancache.config import _is_number, _require, config_from_mapping, parse_enum
 
 __all__ = ["LazyLoadConfig", "LazyLoadStrategy"]
 
@@ -22,15 +22,7 @@ class LazyLoadStrategy(enum.Enum):
     @classmethod
     def parse(cls, value: LazyLoadStrategy | str) -> LazyLoadStrategy:
         """Accept a member or its name/value in any case."""
-        if isinstance(value, LazyLoadStrategy):
-            return value
-        if isinstance(value, str):
-            text = value.strip().lower()
-            for member in cls:
-                if text in (member.value, member.name.lower()):
-                    return member
-        choices = ", ".join(m.value for m in cls)
-        raise ValueError(f"strategy: unknown strategy {value!r} (choose one of {choices})")
+        return parse_enum(cls, value, "strategy")
 
 
 @dataclass
@@ -85,11 +77,4 @@ class LazyLoadConfig:
     @classmethod
     def from_mapping(cls, data: dict[str, Any], *, section: str = "lazy") -> LazyLoadConfig:
         """Build from a config-file section; unknown keys are a ValueError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"[{section}]: unknown setting(s) {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise ValueError(f"[{section}]: {exc}") from None
+        return config_from_mapping(cls, data, section)
