@@ -22,6 +22,8 @@ _FLAG_SIGNED = 2
 _HEADER_LEN = 4
 _TIME_TYPES = (int, float)
 _SIG_LEN = 32
+#: A thread's Packer that packed more than this is dropped (its grown buffer would stay allocated).
+_BIG_PACK_BYTES = 1 << 20
 #: Decompressed bodies larger than this are refused (a planted zstd bomb is a miss, not an OOM).
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -50,19 +52,28 @@ class Codec:
     ) -> None:
         import msgpack  # lazy: keeps `import scancache` cheap
 
-        self._packb = msgpack.Packer(default=_reject_unknown, use_bin_type=True).pack
-        self._packer_lock = threading.Lock()  # a Packer object is not thread-safe
+        self._packer_class = msgpack.Packer
         self._unpackb = msgpack.unpackb
         self.compression_threshold = compression_threshold
         self._key = signing_key.encode() if isinstance(signing_key, str) else signing_key
-        self._local = threading.local()  # zstd (de)compressors are not thread-safe
+        # Packers and zstd (de)compressors are not thread-safe: one of each per thread. A per-thread
+        # Packer costs a thread-local lookup (~50 ns) where a shared one needed a lock (~250 ns).
+        self._local = threading.local()
 
     def _pack(self, obj: Any) -> bytes:
-        with self._packer_lock:
-            return self._packb(obj)
+        try:
+            pack = self._local.pack
+        except AttributeError:
+            pack = self._local.pack = self._packer_class(default=_reject_unknown, use_bin_type=True).pack
+        data = pack(obj)  # a failed pack resets the Packer's buffer: the next call starts clean
+        if len(data) > _BIG_PACK_BYTES:
+            del self._local.pack  # its buffer grew to fit this value: free it, not one per thread
+        return data
 
     def size_of(self, value: Any) -> int:
-        """Serialized size of value in bytes; raises TypeError for values that cannot be cached."""
+        """Serialized (msgpack) size of value in bytes, exactly; raises TypeError for values that
+        cannot be cached. Cost: one pack, ~0.2 us for a small value (a Python-level estimate measured
+        no faster for the small values of the hot paths, and 2-3x slower for larger ones)."""
         return len(self._pack(value))
 
     def encode(self, key: str, value: Any, expires_at: float, stale_until: float) -> bytes:

@@ -104,6 +104,8 @@ class Cache:
         self._next_cleanup = clock() + config.cleanup_interval
         self._backend_get = backend.get
         self._holds_records = backend.holds_records
+        self._wants_blob = backend.wants_blob
+        self._size_of = self.codec.size_of
         # Only a pure in-process backend may be called synchronously from the event loop.
         self._memory_only = backend.holds_records and not backend.wants_blob
         # A backend with an in-process index (memory, hybrid's front) lends get() its dict methods:
@@ -114,33 +116,47 @@ class Cache:
     # ------------------------------------------------------------------ policy
     def _lifetimes(self, value: Any, ttl: TTL, stale_ttl: float | None) -> tuple[float, float]:
         """(ttl, stale) in seconds after clamping; ttl_seconds is the default and the ceiling."""
-        seconds = ttl(value) if callable(ttl) else ttl
-        ceiling = self.config.ttl_seconds
-        if seconds is None:
-            seconds = ceiling
-        elif not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds != seconds:
+        config = self.config
+        ceiling = config.ttl_seconds
+        kind = type(ttl)
+        if kind is float or kind is int:  # the common case first: no callable() or isinstance()
+            seconds = ttl
+        else:
+            seconds = ttl(value) if callable(ttl) else ttl
+            if seconds is None:
+                seconds = ceiling
+            elif not isinstance(seconds, int | float) or isinstance(seconds, bool):
+                raise ValueError(f"ttl must be a number of seconds, got {seconds!r}")
+        if seconds != seconds:
             raise ValueError(f"ttl must be a number of seconds, got {seconds!r}")
-        elif seconds < 0:
+        if seconds < 0:
             raise ValueError(f"ttl must not be negative, got {seconds}")
-        stale = self.config.stale_ttl_seconds if stale_ttl is None else stale_ttl
+        stale = config.stale_ttl_seconds if stale_ttl is None else stale_ttl
         if stale < 0:
             raise ValueError(f"stale_ttl must not be negative, got {stale}")
-        return min(float(seconds), ceiling), float(stale)
+        return (float(seconds) if seconds < ceiling else float(ceiling)), float(stale)
 
     def _make(self, key: str, value: Any, ttl: TTL, stale_ttl: float | None
               ) -> tuple[Record, bytes | None] | None:
-        if not isinstance(key, str):
+        if type(key) is not str and not isinstance(key, str):
             raise TypeError(f"cache keys are str, got {type(key).__name__}")
-        seconds, stale = self._lifetimes(value, ttl, stale_ttl)
+        kind = type(ttl)
+        if (kind is float or kind is int) and ttl >= 0 and stale_ttl is not None and stale_ttl >= 0:
+            # The hot path (DNS answers: explicit ttl and stale_ttl): _lifetimes without its call.
+            ceiling = self.config.ttl_seconds
+            seconds, stale = (ttl if ttl < ceiling else ceiling), stale_ttl
+        else:
+            seconds, stale = self._lifetimes(value, ttl, stale_ttl)
         if seconds <= 0 and stale <= 0:
             return None  # a zero lifetime stores nothing
-        now = self.clock()
-        expires_at = now + seconds
+        expires_at = self.clock() + seconds
         stale_until = expires_at + stale
-        if self.backend.wants_blob:
+        if self._wants_blob:
             blob = self.codec.encode(key, value, expires_at, stale_until)
             return _record(Record, (value, expires_at, stale_until, len(blob))), blob
-        return _record(Record, (value, expires_at, stale_until, self.codec.size_of(value))), None
+        # Sizing packs the value once: it also proves the value storable (TypeError otherwise),
+        # so memory refuses exactly what the byte backends refuse.
+        return _record(Record, (value, expires_at, stale_until, self._size_of(value))), None
 
     def _load(self, key: str, raw: Any) -> Record | None:
         """A Record from what the backend returned; None (and the row removed) when corrupt."""
@@ -154,7 +170,7 @@ class Cache:
             self._burst_log.error("decode", exc)
             self._safe(self.backend.discard, key, raw)  # discard never waits on a locked file
             return None
-        return Record(value, expires_at, stale_until, len(raw))
+        return _record(Record, (value, expires_at, stale_until, len(raw)))
 
     def _safe(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -290,7 +306,9 @@ class Cache:
             self._burst_log.error("set", exc)
             return False
         self.stats.sets += 1
-        self._maybe_cleanup(self.clock())
+        now = self.clock()
+        if now >= self._next_cleanup:  # _maybe_cleanup inlined: one call fewer per set
+            self._maybe_cleanup(now)
         return True
 
     def delete(self, key: str) -> bool:
@@ -316,14 +334,34 @@ class Cache:
     def _collect(self, keys: Sequence[str], found: Mapping[str, Any]) -> dict[str, Any]:
         now = self.clock()
         out = {}
+        hits = 0
+        holds_records = self._holds_records
+        decode = self.codec.decode
         for key in keys:
             raw = found.get(key)
             if raw is None:
                 self.stats.misses += 1
                 continue
+            # Fresh entries, the bulk of a warm batch, skip _classify's frames and Record.
+            if holds_records:
+                if now < raw[1]:  # [1]: expires_at
+                    hits += 1
+                    out[key] = raw[0]
+                    continue
+            else:
+                try:
+                    value, expires_at, _ = decode(key, raw)
+                except CorruptEntry:
+                    pass  # _classify below counts it and removes the row
+                else:
+                    if now < expires_at:
+                        hits += 1
+                        out[key] = value
+                        continue
             value = self._classify(key, raw, now, False)
             if value is not _MISSING:
                 out[key] = value
+        self.stats.hits += hits
         return out
 
     def _items(self, mapping: Mapping[str, Any], ttl: TTL, stale_ttl: float | None

@@ -54,19 +54,31 @@ class MemoryBackend:
         return self._data.get(key)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        get, touch = self._data.get, self._data.move_to_end  # inlined get(): no call per key
         out = {}
         for key in keys:
-            record = self.get(key)
+            record = get(key)
             if record is not None:
+                try:
+                    touch(key)
+                except KeyError:  # deleted by another thread meanwhile: still a valid read
+                    pass
                 out[key] = record
         return out
 
     def set(self, key: str, record: Record, blob: bytes | None = None) -> None:
-        if record.nbytes > self.max_bytes:
-            raise ValueError(f"entry of {record.nbytes} bytes exceeds max_memory_mb")
-        with self._lock:
-            self._store(key, record)
-            self._evict()
+        nbytes = record[3]  # Record.nbytes, without the NamedTuple property call
+        if nbytes > self.max_bytes:
+            raise ValueError(f"entry of {nbytes} bytes exceeds max_memory_mb")
+        with self._lock:  # _store and _evict inlined: this is the DNS miss path
+            data = self._data
+            old = data.pop(key, None)
+            if old is not None:
+                self._bytes -= old[3]
+            data[key] = record
+            self._bytes += nbytes
+            if len(data) > self.max_entries or self._bytes > self.max_bytes:
+                self._evict()
 
     def set_many(self, items: Sequence[WriteItem]) -> None:
         with self._lock:

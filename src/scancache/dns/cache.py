@@ -19,10 +19,9 @@ from typing import Any
 
 from scancache.cache.core import Cache, CacheEntry
 from scancache.cache.memory import MemoryBackend
-from scancache.cache.singleflight import AsyncSingleFlight
 from scancache.config import CacheConfig
 from scancache.dns.config import DNSConfig, parse_nameserver
-from scancache.dns.names import ip_literal, normalise_name
+from scancache.dns.names import MAX_NAME_LENGTH, NORMAL_NAME, ip_literal, normalise_name
 from scancache.dns.resolver import NameserverUpstream, Resolution, Upstream
 from scancache.dns.system import SystemUpstream
 from scancache.dns.wire import AAAA, A
@@ -40,6 +39,7 @@ _MEMO_MAX = 65536  # normalised names remembered per record type (cleared when f
 _BACKOFF_MAX = 65536
 _QTYPES = {None: (A, AAAA), "A": (A,), "AAAA": (AAAA,)}
 _KEY_SUFFIX = {None: "", "A": "/A", "AAAA": "/AAAA"}
+_normal_name = NORMAL_NAME.match
 _FAMILY_OK = {None: lambda ip: True, "A": lambda ip: ":" not in ip, "AAAA": lambda ip: ":" in ip}
 
 
@@ -93,7 +93,10 @@ class DNSCache:
         self.upstream = upstream
         self.nameservers = [f"{h}:{p}" for h, p in addresses]
         self._memo: dict[str | None, dict[str, str]] = {rdtype: {} for rdtype in _QTYPES}
-        self._flights = AsyncSingleFlight()
+        # key -> None while one lookup runs alone, or the Future its joiners wait on (made only when
+        # a second caller arrives): single-flight inlined in _fetch, no factory closure or Task.
+        self._inflight: dict[str, asyncio.Future[list[str]] | None] = {}
+        self.coalesced = 0
         self._prefetch = config.prefetch
         self._stale_ttl = config.stale_ttl_seconds
         self._refreshing: set[str] = set()
@@ -114,8 +117,11 @@ class DNSCache:
             raise ValueError(f"rdtype must be None, 'A' or 'AAAA', got {rdtype!r}")
         key = memo.get(hostname)
         if key is None:
-            ip = ip_literal(hostname)
-            key = "=" + ip if ip is not None else normalise_name(hostname) + _KEY_SUFFIX[rdtype]
+            if type(hostname) is str and len(hostname) <= MAX_NAME_LENGTH and _normal_name(hostname):
+                key = hostname + _KEY_SUFFIX[rdtype]  # already normalised, not an address: one match
+            else:
+                ip = ip_literal(hostname)
+                key = "=" + ip if ip is not None else normalise_name(hostname) + _KEY_SUFFIX[rdtype]
             if len(memo) >= _MEMO_MAX:
                 memo.clear()  # bounded: a scan of millions of names must not grow this forever
             memo[hostname] = key
@@ -140,7 +146,7 @@ class DNSCache:
         # A memory read never blocks: call it directly (one coroutine fewer on every lookup).
         entry = self._get_entry(key) if self._memory_only else await self.cache.aget_entry(key)
         if entry is None:
-            return list(await self._flights.run(key, lambda: self._fetch(key)))
+            return list(await self._fetch(key))
         if not entry.is_stale:
             value = entry.value
             if self._prefetch and entry.expires_at - self._clock() < value[1] * PREFETCH_FRACTION:
@@ -153,7 +159,7 @@ class DNSCache:
         # and let at most one background refresh per name try again, every few seconds.
         if key not in self._backoff:
             try:
-                return list(await self._flights.run(key, lambda: self._fetch(key)))
+                return list(await self._fetch(key))
             except DNSError as exc:
                 self._note_failure(key)
                 log.debug("dns: serving stale %s after %s", key, exc.reason)
@@ -163,17 +169,62 @@ class DNSCache:
         return list(entry.value[0])
 
     async def _fetch(self, key: str) -> list[str]:
-        """Ask upstream for key, store the answer with its clamped TTL, return its addresses."""
-        name, _, rdtype = key.partition("/")
-        results = await self.upstream.lookup(name, _QTYPES[rdtype or None])
-        addresses, ttl = self._merge(results)
-        if self._memory_only:  # a dict write never blocks: skip the coroutine hop
-            self.cache.set(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
-        else:
-            await self.cache.aset(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
-        if self._backoff:
-            self._backoff.pop(key, None)
+        """Ask upstream for key, store the answer with its clamped TTL, return its addresses.
+
+        Concurrent callers of one key share one lookup: the first runs it, the others wait for its
+        result (or its exception). If the first is cancelled, a waiter takes over.
+        """
+        inflight = self._inflight
+        if key in inflight:
+            return await self._join(key)
+        inflight[key] = None
+        try:
+            name, _, rdtype = key.partition("/")
+            results = await self.upstream.lookup(name, _QTYPES[rdtype or None])
+            result = results[0] if len(results) == 1 else None
+            if type(result) is Resolution and result[0] and result[1] is not None:
+                # One record type answered with addresses and a TTL (the bulk path): clamp inline.
+                config = self.config
+                addresses = result[0]
+                ttl = min(max(result[1], config.min_ttl_seconds), config.ttl_seconds)
+            else:
+                addresses, ttl = self._merge(results)
+            if self._memory_only:  # a dict write never blocks: skip the coroutine hop
+                self.cache.set(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
+            else:
+                await self.cache.aset(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
+            if self._backoff:
+                self._backoff.pop(key, None)
+        except asyncio.CancelledError:
+            self._fail(key, _LeaderCancelled())
+            raise
+        except BaseException as exc:
+            self._fail(key, exc)
+            raise
+        waiters = inflight.pop(key, None)
+        if waiters is not None and not waiters.done():
+            waiters.set_result(addresses)
         return addresses
+
+    async def _join(self, key: str) -> list[str]:
+        """Wait for the lookup of key already running; lead a new one if its leader was cancelled."""
+        inflight = self._inflight
+        while key in inflight:
+            waiters = inflight[key]
+            if waiters is None:
+                waiters = inflight[key] = asyncio.get_running_loop().create_future()
+            self.coalesced += 1
+            try:
+                return await asyncio.shield(waiters)
+            except _LeaderCancelled:
+                continue
+        return await self._fetch(key)
+
+    def _fail(self, key: str, exception: BaseException) -> None:
+        waiters = self._inflight.pop(key, None)
+        if waiters is not None and not waiters.done():
+            waiters.set_exception(exception)
+            waiters.exception()  # retrieved: the waiters may all be gone
 
     def _merge(self, results: list[Resolution | DNSError]) -> tuple[list[str], float]:
         """Addresses of every record type and the shortest clamped TTL; raises if none answered."""
@@ -230,7 +281,7 @@ class DNSCache:
 
     async def _refresh(self, key: str) -> None:
         try:
-            await self._flights.run(key, lambda: self._fetch(key))
+            await self._fetch(key)
         except DNSError:
             self.refresh_failures += 1
             self._note_failure(key)
@@ -271,7 +322,7 @@ class DNSCache:
             dns.update(client_counters())
         else:
             dns["upstream_queries"] = dns.get("upstream_lookups", 0)
-        dns.update(coalesced=self._flights.joined, prefetches=self.prefetches,
+        dns.update(coalesced=self.coalesced, prefetches=self.prefetches,
                    stale_served=self.stale_served, background_refreshes=self.background_refreshes,
                    refresh_failures=self.refresh_failures, refreshing=len(self._refreshing))
         stats.update(dns)
@@ -312,3 +363,7 @@ class DNSCache:
     def __repr__(self) -> str:
         servers = ",".join(self.nameservers) or "system"
         return f"<DNSCache {servers} {self.config.cache_type.value}>"
+
+
+class _LeaderCancelled(Exception):
+    """Internal: the task running a shared lookup was cancelled (its waiters retry)."""

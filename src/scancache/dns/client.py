@@ -177,7 +177,9 @@ class DNSClient:
     def _send(self, query: _Query) -> None:
         server = self._servers[query.server]
         pending = server.pending
-        qid = self._next_id(pending)
+        qid = next(self._ids, None)
+        if qid is None or qid in pending:  # batch used up, or that id is still in flight
+            qid = self._next_id(pending)
         query.qid = qid
         pending[qid] = query
         query.ids.append((pending, qid))

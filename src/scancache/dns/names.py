@@ -9,13 +9,16 @@ from __future__ import annotations
 import ipaddress
 import re
 
-__all__ = ["normalise_name", "ip_literal", "to_wire", "MAX_NAME_LENGTH", "MAX_LABEL_LENGTH"]
+__all__ = ["normalise_name", "ip_literal", "to_wire", "MAX_NAME_LENGTH", "MAX_LABEL_LENGTH", "NORMAL_NAME"]
 
 MAX_NAME_LENGTH = 253  # characters in text form, without the trailing dot
 MAX_LABEL_LENGTH = 63  # octets
 # Letters, digits, hyphen (RFC 1123) and underscore (service names such as _dmarc, common in scans).
 _LABEL = re.compile(r"[a-z0-9_-]{1,63}\Z")
 _NAME = re.compile(r"(?:[a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}\Z")  # the common case, in one match
+#: Matches a name that normalise_name would return unchanged and that is no address literal (its last
+#: label is not all digits; it has no ':'). Callers still check len <= MAX_NAME_LENGTH.
+NORMAL_NAME = re.compile(r"(?:[a-z0-9_-]{1,63}\.)*(?![0-9]*\Z)[a-z0-9_-]{1,63}\Z")
 
 
 def normalise_name(hostname: str) -> str:

@@ -17,6 +17,7 @@ __all__ = ["Resolution", "Upstream", "NameserverUpstream", "MAX_CNAME_FOLLOWUPS"
 
 #: Extra queries made when an answer ends at a CNAME (the server did not chase it).
 MAX_CNAME_FOLLOWUPS = 8
+_resolution = tuple.__new__  # Resolution(...) without NamedTuple's Python-level __new__ (miss path)
 
 
 class Resolution(NamedTuple):
@@ -58,7 +59,7 @@ class NameserverUpstream:
             try:
                 answer = await self.client.query(name, qtypes[0], wire)
                 if answer.rcode == NOERROR and answer.addresses:
-                    return [Resolution(answer.addresses, answer.ttl)]
+                    return [_resolution(Resolution, (answer.addresses, answer.ttl, None))]
                 return [await self._settle(name, qtypes[0], answer)]
             except DNSError as exc:
                 return [exc]

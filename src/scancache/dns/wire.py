@@ -57,7 +57,13 @@ class Answer:
 
 def query_suffix(wire_name: bytes, qtype: int) -> bytes:
     """Everything of a query after its id: header flags and counts, then the question."""
-    return QUERY_HEADER_TAIL + wire_name + struct.pack("!HH", qtype, 1)
+    tail = _QUESTION_TAILS.get(qtype)
+    if tail is None:
+        tail = struct.pack("!HH", qtype, 1)
+    return QUERY_HEADER_TAIL + wire_name + tail
+
+
+_QUESTION_TAILS = {qtype: struct.pack("!HH", qtype, 1) for qtype in (A, AAAA)}  # QTYPE, QCLASS IN
 
 
 def read_name(data: bytes, pos: int) -> tuple[str, int]:

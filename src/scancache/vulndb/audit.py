@@ -23,6 +23,7 @@ __all__ = ["Requirement", "Finding", "AuditReport", "parse_requirements", "audit
 _SIMPLE_PIN = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*==\s*"
                          r"([A-Za-z0-9][A-Za-z0-9.+!_-]*)\s*(?:;.*)?$")
 _NAME_SEPARATORS = re.compile(r"[-_.]+")
+_PLAIN_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")  # release segments only: orders as int tuples
 # Which id names a merged finding: the PyPA advisory first (what pip-audit shows), then GHSA, CVE.
 _ID_PREFERENCE = ("PYSEC-", "GHSA-", "CVE-")
 
@@ -102,6 +103,29 @@ def _logical_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
         yield start, pending
 
 
+# (name, PEP 503 name, version) per "name==version" text: a lock file audited again (or shared by many
+# projects) is matched and normalised once. Bounded; cleared when full.
+_PIN_MEMO: dict[str, tuple[str, str, str] | None] = {}
+_PIN_MEMO_MAX = 65536
+
+
+def _simple_pin(spec_text: str) -> tuple[str, str, str] | None:
+    """(name, normalised name, version) when spec_text is a plain `name==version` pin, else None."""
+    try:
+        return _PIN_MEMO[spec_text]
+    except KeyError:
+        pass
+    match = _SIMPLE_PIN.match(spec_text)
+    pin = None
+    if match is not None:
+        name = match.group(1)
+        pin = (name, _NAME_SEPARATORS.sub("-", name).lower(), match.group(2))
+    if len(_PIN_MEMO) >= _PIN_MEMO_MAX:
+        _PIN_MEMO.clear()
+    _PIN_MEMO[spec_text] = pin
+    return pin
+
+
 def parse_requirements(lines: Iterable[str]) -> tuple[list[Requirement], list[tuple[int, str, str]]]:
     """(pinned requirements, skipped (line number, text, reason)) from requirements-file lines."""
     from packaging.requirements import InvalidRequirement
@@ -119,10 +143,9 @@ def parse_requirements(lines: Iterable[str]) -> tuple[list[Requirement], list[tu
             skipped.append((number, text, f"option line ({option}) not followed"))
             continue
         spec_text = text.split(" --", 1)[0].strip()  # per-requirement options such as --hash
-        simple = _SIMPLE_PIN.match(spec_text)
+        simple = _simple_pin(spec_text)
         if simple is not None:  # the common "name==version" line, without packaging's full parser
-            name, version = simple.group(1), simple.group(2)
-            pinned.append(Requirement(name, _NAME_SEPARATORS.sub("-", name).lower(), version, number))
+            pinned.append(Requirement(simple[0], simple[1], simple[2], number))
             continue
         try:
             req = PackagingRequirement(spec_text)
@@ -148,30 +171,19 @@ def _read(requirements: Any) -> list[str]:
     return [str(line) for line in requirements]
 
 
-# Fixed versions per (record id, modified, package): derived once per record version, so a warm audit
-# of a thousand packages does not walk every range again. Bounded; cleared when full.
-_FIXED_MEMO: dict[tuple[str, str, str], tuple[str, ...]] = {}
-_FIXED_MEMO_MAX = 65536
-
-
 def _fixed_versions(record: dict[str, Any], name: str) -> tuple[str, ...]:
-    memo_key = (record["id"], str(record.get("modified", "")), name)
-    found = _FIXED_MEMO.get(memo_key)
-    if found is not None:
-        return found
     from scancache.vulndb.ranges import normalize_name
 
     fixed = []
     for entry in record.get("affected") or ():
         package = entry.get("package") or {}
-        same = normalize_name("PyPI", str(package.get("name", ""))) == name
-        if package.get("ecosystem") == "PyPI" and same:
+        if package.get("ecosystem") != "PyPI":
+            continue
+        listed = str(package.get("name", ""))
+        if listed == name or normalize_name("PyPI", listed) == name:  # most are listed normalised
             for rng in entry.get("ranges") or ():
                 fixed += [str(e["fixed"]) for e in rng.get("events") or () if "fixed" in e]
-    if len(_FIXED_MEMO) >= _FIXED_MEMO_MAX:
-        _FIXED_MEMO.clear()
-    result = _FIXED_MEMO[memo_key] = _sort_versions(fixed)
-    return result
+    return _sort_versions(fixed)
 
 
 def _version_order(version: str) -> tuple[int, Any, str]:
@@ -181,10 +193,19 @@ def _version_order(version: str) -> tuple[int, Any, str]:
     return (0, parsed, "") if parsed is not None else (1, None, version)
 
 
+def _plain_release_order(version: str) -> tuple[int, ...]:
+    parts = [int(p) for p in version.split(".")]
+    while len(parts) > 1 and parts[-1] == 0:  # 1.0 == 1.0.0 in PEP 440: equal keys, stable order
+        parts.pop()
+    return tuple(parts)
+
+
 def _sort_versions(versions: Iterable[str]) -> tuple[str, ...]:
     unique = set(versions)
     if len(unique) < 2:
         return tuple(unique)
+    if all(_PLAIN_RELEASE.match(v) for v in unique):  # the usual "1.2.3": no Version objects needed
+        return tuple(sorted(unique, key=_plain_release_order))
     return tuple(sorted(unique, key=_version_order))
 
 
@@ -195,13 +216,41 @@ def _id_rank(vuln_id: str) -> tuple[int, str]:
     return len(_ID_PREFERENCE), vuln_id
 
 
+# Findings per (requirement, the records' (id, modified)): OSV changes `modified` whenever a record
+# changes (the cache refetches on that same rule), so equal keys mean equal findings, and a repeated
+# audit in one process derives nothing again. Findings are immutable; bounded, cleared when full.
+_FINDINGS_MEMO: dict[tuple[Any, ...], tuple[Finding, ...]] = {}
+_FINDINGS_MEMO_MAX = 16384
+
+
 def merge_findings(req: Requirement, records: list[dict[str, Any]]) -> list[Finding]:
     """One Finding per flaw: records that name each other (one's id among the other's aliases) or
     share a CVE id are merged. A shared GHSA alone does not merge: one GHSA may cover several CVEs
     that PyPA reports separately (pip-audit reports those separately too).
 
-    Cost: O(ids) with a union-find over record indexes (a package may have hundreds of records).
+    Cost: O(ids) with a union-find over record indexes (a package may have hundreds of records);
+    no records or one record skip the union-find, and a repeat of the same requirement and record
+    versions is a dict lookup.
     """
+    if not records:
+        return []
+    try:
+        versions = tuple([(r["id"], r["modified"]) for r in records])
+        memo_key = (req.name, req.version, req.normalized_name, versions)
+        found = _FINDINGS_MEMO.get(memo_key)
+    except (KeyError, TypeError):  # no modified stamp (or an unhashable one): nothing to key on
+        return _merge(req, records)
+    if found is None:
+        found = tuple(_merge(req, records))
+        if len(_FINDINGS_MEMO) >= _FINDINGS_MEMO_MAX:
+            _FINDINGS_MEMO.clear()
+        _FINDINGS_MEMO[memo_key] = found
+    return list(found)
+
+
+def _merge(req: Requirement, records: list[dict[str, Any]]) -> list[Finding]:
+    if len(records) < 2:
+        return [_finding(req, records)] if records else []
     parent = list(range(len(records)))
 
     def root(i: int) -> int:
@@ -224,21 +273,31 @@ def merge_findings(req: Requirement, records: list[dict[str, Any]]) -> list[Find
     groups: dict[int, list[dict[str, Any]]] = {}
     for index, record in enumerate(records):
         groups.setdefault(root(index), []).append(record)
-    findings = []
-    for group in groups.values():
+    findings = [_finding(req, group) for group in groups.values()]
+    findings.sort(key=_finding_id)
+    return findings
+
+
+def _finding_id(finding: Finding) -> str:
+    return finding.id
+
+
+def _finding(req: Requirement, group: list[dict[str, Any]]) -> Finding:
+    """The Finding for records that describe one flaw (named after the preferred id)."""
+    if len(group) == 1:
+        main = group[0]
+        primary = main["id"]
+        aliases = main.get("aliases")
+        ids = set(aliases) if aliases else set()
+        fixed = _fixed_versions(main, req.normalized_name)
+    else:
         main = min(group, key=lambda r: _id_rank(r["id"]))
         primary = main["id"]
         ids = {i for r in group for i in (r["id"], *(r.get("aliases") or ()))}
-        ids.discard(primary)
-        if len(group) == 1:
-            fixed = _fixed_versions(main, req.normalized_name)
-        else:
-            fixed = _sort_versions(v for r in group for v in _fixed_versions(r, req.normalized_name))
-        text = str(main.get("summary") or main.get("details") or "").strip()
-        findings.append(Finding(req.name, req.version, primary, tuple(sorted(ids)),
-                                fixed, text.split("\n", 1)[0][:200]))
-    findings.sort(key=lambda f: f.id)
-    return findings
+        fixed = _sort_versions(v for r in group for v in _fixed_versions(r, req.normalized_name))
+    ids.discard(primary)
+    text = str(main.get("summary") or main.get("details") or "").strip()
+    return Finding(req.name, req.version, primary, tuple(sorted(ids)), fixed, text.split("\n", 1)[0][:200])
 
 
 async def audit_requirements(cache: Any, requirements: Any) -> AuditReport:

@@ -206,36 +206,39 @@ class VulnerabilityDBCache:
             return None
         if "records" in value:
             return list(value["records"])
-        wanted = [(str(i), str(m)) for i, m in value.get("ids") or ()]
+        wanted = _wanted_ids((value,))
         found = await self._cached_records(wanted, stale_ok=stale_ok)
         if stale_ok:
-            return [found[i] for i, _ in wanted if i in found] if len(found) == len(wanted) else None
-        fetched = await self._fetch_records([(i, m) for i, m in wanted if i not in found])
-        found.update(fetched)
-        return [found[i] for i, _ in wanted if i in found]
+            return [found[i] for i in wanted] if len(found) == len(wanted) else None
+        found.update(await self._fetch_records([i for i in wanted if i not in found]))
+        return [found[i] for i in wanted if i in found]
 
-    async def _cached_records(self, wanted: list[tuple[str, str]], *, stale_ok: bool
+    async def _cached_records(self, wanted: dict[str, str], *, stale_ok: bool
                               ) -> dict[str, dict[str, Any]]:
-        """{id: record} for wanted ids cached and at least as new as the modified asked for."""
+        """{id: record} for wanted ids ({id: modified}) cached and at least as new as asked for.
+
+        Cost: one cache get_many (stale_ok: one read per id, stale entries included).
+        """
+        found = {}
         if stale_ok:
-            found = {}
-            for vuln_id, _ in wanted:
+            for vuln_id in wanted:
                 entry = await self.cache.aget_entry(f"v:{vuln_id}", allow_stale=True)
                 if entry is not None:
                     found[vuln_id] = entry.value
             return found
-        cached = await self.cache.aget_many([f"v:{i}" for i, _ in wanted])
-        found = {}
-        for vuln_id, modified in wanted:
-            record = cached.get(f"v:{vuln_id}")
-            if record is not None and not is_newer(modified, str(record.get("modified", ""))):
+        cached = await self.cache.aget_many(["v:" + i for i in wanted])
+        for key, record in cached.items():
+            vuln_id = key[2:]
+            if not isinstance(record, dict):
+                continue  # not a record (a foreign writer): fetch it again
+            modified, have = wanted[vuln_id], record.get("modified", "")
+            if modified == have or not is_newer(modified, str(have)):
                 found[vuln_id] = record
         return found
 
-    async def _fetch_records(self, wanted: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
-        """GET /v1/vulns/{id} once per distinct id (concurrently, bounded); stale copies stand in
-        for failures; raises VulnDBError when neither works. Stores what it fetched."""
-        ids = list(dict.fromkeys(i for i, _ in wanted))
+    async def _fetch_records(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """GET /v1/vulns/{id} once per id (distinct ids; concurrently, bounded); stale copies stand
+        in for failures; raises VulnDBError when neither works. Stores what it fetched."""
         if not ids:
             return {}
         osv, _ = self._clients()
@@ -273,20 +276,21 @@ class VulnerabilityDBCache:
         if self.mirror is not None:  # offline: the mirror answers all but NVD searches
             return list(await asyncio.gather(*(self.query_vulnerability_db(q) for q in parsed)))
         unique = {q.key: q for q in parsed}
-        values = await self.cache.aget_many([f"q:{k}" for k in unique])
+        values = await self.cache.aget_many(["q:" + k for k in unique])
         answers: dict[str, VulnResult] = {}
-        missing = [q for k, q in unique.items() if f"q:{k}" not in values]
+        missing = [q for k, q in unique.items() if "q:" + k not in values]
         batchable = [q for q in missing if q.kind in ("package", "commit")]
         singles = [q for q in missing if q.kind not in ("package", "commit")]
         new_values, stale_keys = await self._batch(batchable)
         for q, result in zip(singles, await asyncio.gather(*(self.query_vulnerability_db(q)
                                                                for q in singles)), strict=True):
             answers[q.key] = result
-        fresh = {**{k[2:]: v for k, v in values.items()}, **new_values}
-        wanted = [(str(i), str(m)) for v in fresh.values() if isinstance(v, dict)
-                  for i, m in v.get("ids") or ()]
+        fresh = {k[2:]: v for k, v in values.items()}
+        fresh.update(new_values)
+        wanted = _wanted_ids(fresh.values())  # one get_many for every record any answer names
         found = await self._cached_records(wanted, stale_ok=False)
-        found.update(await self._fetch_records([(i, m) for i, m in wanted if i not in found]))
+        if len(found) < len(wanted):
+            found.update(await self._fetch_records([i for i in wanted if i not in found]))
         positive = {f"q:{k}": v for k, v in new_values.items() if v["ids"]}
         negative = {f"q:{k}": v for k, v in new_values.items() if not v["ids"]}
         for group in (positive, negative):
@@ -365,6 +369,21 @@ class VulnerabilityDBCache:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _wanted_ids(values: Iterable[Any]) -> dict[str, str]:
+    """{record id: modified} named by cached OSV answers ({"ids": [[id, modified], ...]}), each id
+    once; an id named twice with different stamps keeps the newer (so an outdated copy is refetched)."""
+    wanted: dict[str, str] = {}
+    for value in values:
+        if not isinstance(value, dict):
+            continue
+        for vuln_id, modified in value.get("ids") or ():
+            vuln_id, modified = str(vuln_id), str(modified)
+            known = wanted.setdefault(vuln_id, modified)
+            if known != modified and is_newer(modified, known):
+                wanted[vuln_id] = modified
+    return wanted
 
 
 def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
