@@ -311,3 +311,23 @@ class TrickyNoSOA:
                 continue
             # Same id and question, QR|AA|RD, RA|NXDOMAIN, one question, nothing else.
             self.sock.sendto(query[:2] + b"\x85\x83\x00\x01" + bytes(6) + query[12:], peer)
+
+
+async def test_cancelled_leader_hands_the_lookup_to_a_waiter(make_dns, dns_server):
+    dns_server.set_records("handover.test", "A", ["192.0.2.71"])
+    dns_server.delay(0.2, "handover.test")
+    dns = make_dns(timeout_seconds=2.0)
+    leader = asyncio.create_task(dns.resolve("handover.test", "A"))
+    for _ in range(2000):  # until the leader's query has reached the server (bounded)
+        if dns_server.query_count("handover.test", "A") == 1:
+            break
+        await asyncio.sleep(0.001)
+    assert dns_server.query_count("handover.test", "A") == 1
+    waiters = [asyncio.create_task(dns.resolve("handover.test", "A")) for _ in range(5)]
+    await asyncio.sleep(0)
+    leader.cancel()
+    results = await asyncio.gather(*waiters)
+    assert all(r == ["192.0.2.71"] for r in results)
+    assert leader.cancelled()
+    # The leader's query, then one more by the waiter that took over: never one per waiter.
+    assert dns_server.query_count("handover.test", "A") == 2

@@ -19,6 +19,7 @@ from typing import Any
 
 from scancache.cache.core import Cache, CacheEntry
 from scancache.cache.memory import MemoryBackend
+from scancache.cache.singleflight import AsyncSingleFlight
 from scancache.config import CacheConfig
 from scancache.dns.config import DNSConfig, parse_nameserver
 from scancache.dns.names import MAX_NAME_LENGTH, NORMAL_NAME, ip_literal, normalise_name
@@ -93,10 +94,7 @@ class DNSCache:
         self.upstream = upstream
         self.nameservers = [f"{h}:{p}" for h, p in addresses]
         self._memo: dict[str | None, dict[str, str]] = {rdtype: {} for rdtype in _QTYPES}
-        # key -> None while one lookup runs alone, or the Future its joiners wait on (made only when
-        # a second caller arrives): single-flight inlined in _fetch, no factory closure or Task.
-        self._inflight: dict[str, asyncio.Future[list[str]] | None] = {}
-        self.coalesced = 0
+        self._flights = AsyncSingleFlight()
         self._prefetch = config.prefetch
         self._stale_ttl = config.stale_ttl_seconds
         self._refreshing: set[str] = set()
@@ -169,62 +167,25 @@ class DNSCache:
         return list(entry.value[0])
 
     async def _fetch(self, key: str) -> list[str]:
-        """Ask upstream for key, store the answer with its clamped TTL, return its addresses.
+        """Addresses for key from upstream; concurrent callers of one key share one lookup."""
+        return await self._flights.call(key, self._lookup, key)
 
-        Concurrent callers of one key share one lookup: the first runs it, the others wait for its
-        result (or its exception). If the first is cancelled, a waiter takes over.
-        """
-        inflight = self._inflight
-        if key in inflight:
-            return await self._join(key)
-        inflight[key] = None
-        try:
-            name, _, rdtype = key.partition("/")
-            results = await self.upstream.lookup(name, _QTYPES[rdtype or None])
-            result = results[0] if len(results) == 1 else None
-            if type(result) is Resolution and result[0] and result[1] is not None:
-                # One record type answered with addresses and a TTL (the bulk path): clamp inline.
-                config = self.config
-                addresses = result[0]
-                ttl = min(max(result[1], config.min_ttl_seconds), config.ttl_seconds)
-            else:
-                addresses, ttl = self._merge(results)
-            if self._memory_only:  # a dict write never blocks: skip the coroutine hop
-                self.cache.set(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
-            else:
-                await self.cache.aset(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
-            if self._backoff:
-                self._backoff.pop(key, None)
-        except asyncio.CancelledError:
-            self._fail(key, _LeaderCancelled())
-            raise
-        except BaseException as exc:
-            self._fail(key, exc)
-            raise
-        waiters = inflight.pop(key, None)
-        if waiters is not None and not waiters.done():
-            waiters.set_result(addresses)
+    async def _lookup(self, key: str) -> list[str]:
+        """Ask upstream for key, store the answer with its clamped TTL, return its addresses."""
+        name, _, rdtype = key.partition("/")
+        addresses, ttl = self._merge(await self.upstream.lookup(name, _QTYPES[rdtype or None]))
+        if self._memory_only:  # a dict write never blocks: skip the coroutine hop
+            self.cache.set(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
+        else:
+            await self.cache.aset(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
+        if self._backoff:
+            self._backoff.pop(key, None)
         return addresses
 
-    async def _join(self, key: str) -> list[str]:
-        """Wait for the lookup of key already running; lead a new one if its leader was cancelled."""
-        inflight = self._inflight
-        while key in inflight:
-            waiters = inflight[key]
-            if waiters is None:
-                waiters = inflight[key] = asyncio.get_running_loop().create_future()
-            self.coalesced += 1
-            try:
-                return await asyncio.shield(waiters)
-            except _LeaderCancelled:
-                continue
-        return await self._fetch(key)
-
-    def _fail(self, key: str, exception: BaseException) -> None:
-        waiters = self._inflight.pop(key, None)
-        if waiters is not None and not waiters.done():
-            waiters.set_exception(exception)
-            waiters.exception()  # retrieved: the waiters may all be gone
+    @property
+    def coalesced(self) -> int:
+        """Lookups that waited for another caller's identical lookup instead of asking upstream."""
+        return self._flights.joined
 
     def _merge(self, results: list[Resolution | DNSError]) -> tuple[list[str], float]:
         """Addresses of every record type and the shortest clamped TTL; raises if none answered."""
@@ -363,7 +324,3 @@ class DNSCache:
     def __repr__(self) -> str:
         servers = ",".join(self.nameservers) or "system"
         return f"<DNSCache {servers} {self.config.cache_type.value}>"
-
-
-class _LeaderCancelled(Exception):
-    """Internal: the task running a shared lookup was cancelled (its waiters retry)."""
