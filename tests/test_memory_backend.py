@@ -107,3 +107,16 @@ def test_discard_only_removes_the_record_it_was_given():
 def test_max_size_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="max_size"):
         CacheConfig(max_size=bad)
+
+
+def test_enable_metrics_false_keeps_counters_but_samples_no_latency():
+    quiet = Cache(CacheConfig(enable_metrics=False))
+    measured = Cache(CacheConfig())
+    for cache in (quiet, measured):
+        for i in range(100):
+            cache.set(f"k{i}", i)
+            cache.get(f"k{i}")
+        cache.get_many(["k1", "k2"])
+    assert quiet.get_stats()["hits"] == measured.get_stats()["hits"] == 102
+    assert quiet.get_stats()["latency"] == {}
+    assert set(measured.get_stats()["latency"]) >= {"get", "set", "get_many"}

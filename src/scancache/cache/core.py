@@ -100,7 +100,10 @@ class Cache:
         self._burst_log = _BurstLog(self.name)
         self._flights = AsyncSingleFlight()
         self._thread_flights = SingleFlight()
-        self._countdown = SAMPLE_EVERY
+        # enable_metrics=False: counters only, no latency sampling (the countdown never runs out).
+        self._sample_every = SAMPLE_EVERY if config.enable_metrics else 1 << 62
+        self._countdown = self._sample_every  # get's; set has its own, so neither biases the other
+        self._set_countdown = self._sample_every
         self._next_cleanup = clock() + config.cleanup_interval
         self._backend_get = backend.get
         self._holds_records = backend.holds_records
@@ -237,6 +240,7 @@ class Cache:
                 self.stats.hits += 1
                 return record[0]
         if self._countdown <= 0:
+            self._countdown = self._sample_every
             return self._timed("get", self._get, key, default)
         return self._get(key, default)
 
@@ -259,7 +263,6 @@ class Cache:
         return default if value is _MISSING else value
 
     def _timed(self, operation: str, fn: Callable[..., Any], *args: Any) -> Any:
-        self._countdown = SAMPLE_EVERY
         start = time.perf_counter_ns()
         try:
             return fn(*args)
@@ -287,8 +290,9 @@ class Cache:
         Returns False if the backend failed (logged, counted); raises TypeError/ValueError for a
         key, value or ttl that can never be stored.
         """
-        self._countdown -= 1
-        if self._countdown <= 0:
+        self._set_countdown -= 1
+        if self._set_countdown <= 0:
+            self._set_countdown = self._sample_every
             return self._timed("set", self._set, key, value, ttl, stale_ttl)
         return self._set(key, value, ttl, stale_ttl)
 
@@ -328,7 +332,8 @@ class Cache:
             self._burst_log.error("get_many", exc)
             return {}
         out = self._collect(keys, found)
-        self.stats.record_latency("get_many", time.perf_counter_ns() - start)
+        if self.config.enable_metrics:
+            self.stats.record_latency("get_many", time.perf_counter_ns() - start)
         return out
 
     def _collect(self, keys: Sequence[str], found: Mapping[str, Any]) -> dict[str, Any]:
@@ -386,7 +391,8 @@ class Cache:
             self._burst_log.error("set_many", exc)
             return False
         self.stats.sets += len(items)
-        self.stats.record_latency("set_many", time.perf_counter_ns() - start)
+        if self.config.enable_metrics:
+            self.stats.record_latency("set_many", time.perf_counter_ns() - start)
         self._maybe_cleanup(self.clock())
         return True
 
