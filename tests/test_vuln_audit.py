@@ -101,3 +101,18 @@ def test_a_shared_ghsa_does_not_merge_distinct_cves():
     merged = merge_findings(req, [records[1], records[3]])  # shared CVE: the same flaw
     assert [(f.id, f.aliases) for f in merged] == [
         ("PYSEC-2021-370", ("CVE-2021-32811", "GHSA-qcx9-j53g-ccgf", "GHSA-zzzz-zzzz-zzzz"))]
+
+
+def test_fixed_versions_leave_out_git_commits():
+    from scancache.vulndb.audit import Requirement, merge_findings
+
+    record = {"id": "PYSEC-2021-335", "modified": "2024-01-01T00:00:00Z", "aliases": [],
+              "affected": [{"package": {"ecosystem": "PyPI", "name": "accesscontrol"},
+                            "ranges": [{"type": "GIT", "repo": "https://example.invalid/ac",
+                                        "events": [{"introduced": "0"},
+                                                   {"fixed": "b42dd4badf803bb9fb71ac34cd9cb0c249262f2c"}]},
+                                       {"type": "ECOSYSTEM",
+                                        "events": [{"introduced": "0"}, {"fixed": "4.3"},
+                                                   {"introduced": "5.0"}, {"fixed": "5.2"}]}]}]}
+    findings = merge_findings(Requirement("AccessControl", "accesscontrol", "4.2", 1), [record])
+    assert findings[0].fixed_versions == ("4.3", "5.2")

@@ -182,6 +182,8 @@ def _fixed_versions(record: dict[str, Any], name: str) -> tuple[str, ...]:
         listed = str(package.get("name", ""))
         if listed == name or normalize_name("PyPI", listed) == name:  # most are listed normalised
             for rng in entry.get("ranges") or ():
+                if rng.get("type") == "GIT":  # a commit hash is no version a user can pin
+                    continue
                 fixed += [str(e["fixed"]) for e in rng.get("events") or () if "fixed" in e]
     return _sort_versions(fixed)
 
