@@ -7,16 +7,16 @@ never raises from a read.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from scancache.cache.async_api import AsyncCacheAPI
 from scancache.cache.backend import Backend, Record, WriteItem
 from scancache.cache.codec import Codec, CorruptEntry
-from scancache.cache.singleflight import AsyncSingleFlight, SingleFlight, call_factory
+from scancache.cache.entry import _MISSING, TTL, CacheEntry
+from scancache.cache.singleflight import AsyncSingleFlight, SingleFlight
 from scancache.cache.stats import SAMPLE_EVERY, CacheStats
 from scancache.config import CacheConfig
 
@@ -24,25 +24,8 @@ __all__ = ["Cache", "CacheEntry", "TTL"]
 
 log = logging.getLogger("scancache.cache")
 
-#: A lifetime in seconds, or a function of the value that returns one (DNS: the record's TTL).
-TTL = float | int | Callable[[Any], float] | None
-_MISSING = object()
 _record = tuple.__new__  # Record(...) without NamedTuple's Python-level __new__ (set hot path)
 _ERROR_LOG_QUIET_SECONDS = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class CacheEntry:
-    """A value read with its times: is_stale is True past expires_at but before stale_until."""
-
-    value: Any
-    expires_at: float
-    stale_until: float
-    is_stale: bool
-
-    def ttl_remaining(self, now: float | None = None) -> float:
-        """Seconds until expires_at (negative once stale)."""
-        return self.expires_at - (time.time() if now is None else now)
 
 
 class _BurstLog:
@@ -65,7 +48,7 @@ class _BurstLog:
         self.quiet_until = now + _ERROR_LOG_QUIET_SECONDS
 
 
-class Cache:
+class Cache(AsyncCacheAPI):
     """A key-value cache of JSON-like values with TTLs, over the backend that config names.
 
     Keys are str. Values are None, bool, int, float, str, bytes, lists, tuples and dicts of those
@@ -175,12 +158,20 @@ class Cache:
             return None
         return _record(Record, (value, expires_at, stale_until, len(raw)))
 
+    def _failed(self, operation: str, exc: BaseException, *, misses: int = 0, write: bool = False
+                ) -> None:
+        """Count and log (once per burst) a backend failure; reads count it as misses too."""
+        self.stats.errors += 1
+        self.stats.misses += misses
+        if write:
+            self.stats.write_failures += 1
+        self._burst_log.error(operation, exc)
+
     def _safe(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return fn(*args)
         except Exception as exc:
-            self.stats.errors += 1
-            self._burst_log.error(getattr(fn, "__name__", "call"), exc)
+            self._failed(getattr(fn, "__name__", "call"), exc)
             return None
 
     def _classify(self, key: str, raw: Any, now: float, as_entry: bool, allow_stale: bool = False
@@ -211,15 +202,6 @@ class Cache:
             self._next_cleanup = now + self.config.cleanup_interval
             self.cleanup(now)
 
-    async def _amaybe_cleanup(self, now: float) -> None:
-        # A purge may wait on another process's SQLite lock: never on the event loop.
-        if now >= self._next_cleanup:
-            self._next_cleanup = now + self.config.cleanup_interval
-            if self._memory_only:
-                self.cleanup(now)
-            else:
-                await asyncio.to_thread(self.cleanup, now)
-
     def cleanup(self, now: float | None = None) -> int:
         """Remove entries past their stale window now; returns how many. O(expired) with an index."""
         removed = self._safe(self.backend.purge_expired, self.clock() if now is None else now) or 0
@@ -248,9 +230,7 @@ class Cache:
         try:
             raw = self._backend_get(key)
         except Exception as exc:
-            self.stats.errors += 1
-            self.stats.misses += 1
-            self._burst_log.error("get", exc)
+            self._failed("get", exc, misses=1)
             return default
         if raw is None:
             self.stats.misses += 1
@@ -274,9 +254,7 @@ class Cache:
         try:
             raw = self._backend_get(key)
         except Exception as exc:
-            self.stats.errors += 1
-            self.stats.misses += 1
-            self._burst_log.error("get", exc)
+            self._failed("get", exc, misses=1)
             return None
         if raw is None:
             self.stats.misses += 1
@@ -305,9 +283,7 @@ class Cache:
         try:
             self.backend.set(key, record, blob)
         except Exception as exc:
-            self.stats.write_failures += 1
-            self.stats.errors += 1
-            self._burst_log.error("set", exc)
+            self._failed("set", exc, write=True)
             return False
         self.stats.sets += 1
         now = self.clock()
@@ -327,9 +303,7 @@ class Cache:
         try:
             found = self.backend.get_many(keys)
         except Exception as exc:
-            self.stats.errors += 1
-            self.stats.misses += len(keys)
-            self._burst_log.error("get_many", exc)
+            self._failed("get_many", exc, misses=len(keys))
             return {}
         out = self._collect(keys, found)
         if self.config.enable_metrics:
@@ -386,9 +360,7 @@ class Cache:
         try:
             self.backend.set_many(items)
         except Exception as exc:
-            self.stats.write_failures += 1
-            self.stats.errors += 1
-            self._burst_log.error("set_many", exc)
+            self._failed("set_many", exc, write=True)
             return False
         self.stats.sets += len(items)
         if self.config.enable_metrics:
@@ -417,133 +389,6 @@ class Cache:
 
         return self._thread_flights.run(key, compute)
 
-    # ------------------------------------------------------------------ async API
-    async def aget(self, key: str, default: Any = None) -> Any:
-        """Async get; memory reads run inline (no thread hop), others use the backend's async API."""
-        if self._memory_only:
-            return self.get(key, default)
-        if self._index_get is not None:  # hybrid: a fresh front hit needs no await
-            record = self._index_get(key)
-            if record is not None and self.clock() < record[1]:
-                self.stats.hits += 1
-                return record[0]
-        try:
-            raw = await self.backend.aget(key)
-        except Exception as exc:
-            self.stats.errors += 1
-            self.stats.misses += 1
-            self._burst_log.error("aget", exc)
-            return default
-        if raw is None:
-            self.stats.misses += 1
-            return default
-        value = self._classify(key, raw, self.clock(), False)
-        return default if value is _MISSING else value
-
-    async def aget_entry(self, key: str, *, allow_stale: bool = True) -> CacheEntry | None:
-        """Async get_entry; the hybrid back tier is awaited, never called from the event loop."""
-        if self._memory_only:
-            return self.get_entry(key, allow_stale=allow_stale)
-        try:
-            raw = await self.backend.aget(key)
-        except Exception as exc:
-            self.stats.errors += 1
-            self.stats.misses += 1
-            self._burst_log.error("aget", exc)
-            return None
-        if raw is None:
-            self.stats.misses += 1
-            return None
-        entry = self._classify(key, raw, self.clock(), True, allow_stale)
-        return None if entry is _MISSING else entry
-
-    async def aset(self, key: str, value: Any, ttl: TTL = None, *,
-                   stale_ttl: float | None = None) -> bool:
-        """Async set."""
-        made = self._make(key, value, ttl, stale_ttl)
-        if made is None:
-            await self.adelete(key)
-            return True
-        try:
-            await self.backend.aset(key, made[0], made[1])
-        except Exception as exc:
-            self.stats.write_failures += 1
-            self.stats.errors += 1
-            self._burst_log.error("aset", exc)
-            return False
-        self.stats.sets += 1
-        await self._amaybe_cleanup(self.clock())
-        return True
-
-    async def adelete(self, key: str) -> bool:
-        """Async delete."""
-        self.stats.deletes += 1
-        try:
-            return bool(await self.backend.adelete(key))
-        except Exception as exc:
-            self.stats.errors += 1
-            self._burst_log.error("adelete", exc)
-            return False
-
-    async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """Async get_many (MGET on Redis)."""
-        keys = list(keys)
-        try:
-            found = await self.backend.aget_many(keys)
-        except Exception as exc:
-            self.stats.errors += 1
-            self.stats.misses += len(keys)
-            self._burst_log.error("aget_many", exc)
-            return {}
-        return self._collect(keys, found)
-
-    async def aset_many(self, mapping: Mapping[str, Any], ttl: TTL = None, *,
-                        stale_ttl: float | None = None) -> bool:
-        """Async set_many (one pipeline on Redis)."""
-        items = self._items(mapping, ttl, stale_ttl)
-        try:
-            await self.backend.aset_many(items)
-        except Exception as exc:
-            self.stats.write_failures += 1
-            self.stats.errors += 1
-            self._burst_log.error("aset_many", exc)
-            return False
-        self.stats.sets += len(items)
-        await self._amaybe_cleanup(self.clock())
-        return True
-
-    async def aclear(self) -> int:
-        """Async clear."""
-        try:
-            return int(await self.backend.aclear() or 0)
-        except Exception as exc:
-            self.stats.errors += 1
-            self._burst_log.error("aclear", exc)
-            return 0
-
-    async def acoalesce(self, key: Any, factory: Callable[[], Any]) -> Any:
-        """Run factory once for all tasks asking for key at the same time; nothing is cached."""
-        return await self._flights.run(key, factory)
-
-    async def aget_or_set(self, key: str, factory: Callable[[], Any], ttl: TTL = None, *,
-                          stale_ttl: float | None = None) -> Any:
-        """The cached value, or the result of factory() (sync or async) stored and returned.
-
-        Concurrent callers of one missing key share one factory call (single-flight); a factory
-        exception reaches every waiting caller and nothing is stored. ttl may be a function of the
-        value.
-        """
-        value = await self.aget(key, _MISSING)
-        if value is not _MISSING:
-            return value
-
-        async def compute() -> Any:
-            result = await call_factory(factory)
-            await self.aset(key, result, ttl, stale_ttl=stale_ttl)
-            return result
-
-        return await self._flights.run(key, compute)
-
     @property
     def inflight_joined(self) -> int:
         """How many callers waited for another caller's factory instead of running their own."""
@@ -568,24 +413,11 @@ class Cache:
         """Release files and connections; the cache must not be used afterwards."""
         self._safe(self.backend.close)
 
-    async def aclose(self) -> None:
-        """Async close."""
-        try:
-            await self.backend.aclose()
-        except Exception as exc:
-            self._burst_log.error("aclose", exc)
-
     def __enter__(self) -> Cache:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    async def __aenter__(self) -> Cache:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"<Cache {self.name!r} {self.config.cache_type.value}>"

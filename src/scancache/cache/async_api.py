@@ -1,0 +1,176 @@
+"""The Cache's async API: the twins of its sync methods, for use inside an event loop.
+
+Memory reads and writes run inline (a dict operation never blocks); every other backend is called
+through its async methods, and work that may wait on another process (an SQLite purge) goes to a
+thread, so nothing here blocks the loop. It shares the Cache's policy, stats and single-flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from scancache.cache.entry import _MISSING, TTL, CacheEntry
+from scancache.cache.singleflight import call_factory
+
+__all__ = ["AsyncCacheAPI"]
+
+
+class AsyncCacheAPI:
+    """Async twins of Cache's methods (aget, aset, aget_many, aget_or_set, ...); mixed into Cache."""
+
+    # Provided by Cache: its backend, policy, stats and single-flight, shared with the sync API.
+    backend: Any
+    config: Any
+    stats: Any
+    clock: Callable[[], float]
+    _memory_only: bool
+    _index_get: Callable[[str], Any] | None
+    _next_cleanup: float
+    _flights: Any
+    _burst_log: Any
+    get: Callable[..., Any]
+    get_entry: Callable[..., Any]
+    cleanup: Callable[..., int]
+    _classify: Callable[..., Any]
+    _make: Callable[..., Any]
+    _items: Callable[..., Any]
+    _collect: Callable[..., Any]
+    _failed: Callable[..., None]
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        """Async get; memory reads run inline (no thread hop), others use the backend's async API."""
+        if self._memory_only:
+            return self.get(key, default)
+        if self._index_get is not None:  # hybrid: a fresh front hit needs no await
+            record = self._index_get(key)
+            if record is not None and self.clock() < record[1]:
+                self.stats.hits += 1
+                return record[0]
+        try:
+            raw = await self.backend.aget(key)
+        except Exception as exc:
+            self._failed("aget", exc, misses=1)
+            return default
+        if raw is None:
+            self.stats.misses += 1
+            return default
+        value = self._classify(key, raw, self.clock(), False)
+        return default if value is _MISSING else value
+
+    async def aget_entry(self, key: str, *, allow_stale: bool = True) -> CacheEntry | None:
+        """Async get_entry; the hybrid back tier is awaited, never called from the event loop."""
+        if self._memory_only:
+            return self.get_entry(key, allow_stale=allow_stale)
+        try:
+            raw = await self.backend.aget(key)
+        except Exception as exc:
+            self._failed("aget", exc, misses=1)
+            return None
+        if raw is None:
+            self.stats.misses += 1
+            return None
+        entry = self._classify(key, raw, self.clock(), True, allow_stale)
+        return None if entry is _MISSING else entry
+
+    async def aset(self, key: str, value: Any, ttl: TTL = None, *,
+                   stale_ttl: float | None = None) -> bool:
+        """Async set."""
+        made = self._make(key, value, ttl, stale_ttl)
+        if made is None:
+            await self.adelete(key)
+            return True
+        try:
+            await self.backend.aset(key, made[0], made[1])
+        except Exception as exc:
+            self._failed("aset", exc, write=True)
+            return False
+        self.stats.sets += 1
+        await self._amaybe_cleanup(self.clock())
+        return True
+
+    async def adelete(self, key: str) -> bool:
+        """Async delete."""
+        self.stats.deletes += 1
+        try:
+            return bool(await self.backend.adelete(key))
+        except Exception as exc:
+            self._failed("adelete", exc)
+            return False
+
+    async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Async get_many (MGET on Redis)."""
+        keys = list(keys)
+        try:
+            found = await self.backend.aget_many(keys)
+        except Exception as exc:
+            self._failed("aget_many", exc, misses=len(keys))
+            return {}
+        return self._collect(keys, found)
+
+    async def aset_many(self, mapping: Mapping[str, Any], ttl: TTL = None, *,
+                        stale_ttl: float | None = None) -> bool:
+        """Async set_many (one pipeline on Redis)."""
+        items = self._items(mapping, ttl, stale_ttl)
+        try:
+            await self.backend.aset_many(items)
+        except Exception as exc:
+            self._failed("aset_many", exc, write=True)
+            return False
+        self.stats.sets += len(items)
+        await self._amaybe_cleanup(self.clock())
+        return True
+
+    async def aclear(self) -> int:
+        """Async clear."""
+        try:
+            return int(await self.backend.aclear() or 0)
+        except Exception as exc:
+            self._failed("aclear", exc)
+            return 0
+
+    async def acoalesce(self, key: Any, factory: Callable[[], Any]) -> Any:
+        """Run factory once for all tasks asking for key at the same time; nothing is cached."""
+        return await self._flights.run(key, factory)
+
+    async def aget_or_set(self, key: str, factory: Callable[[], Any], ttl: TTL = None, *,
+                          stale_ttl: float | None = None) -> Any:
+        """The cached value, or the result of factory() (sync or async) stored and returned.
+
+        Concurrent callers of one missing key share one factory call (single-flight); a factory
+        exception reaches every waiting caller and nothing is stored. ttl may be a function of the
+        value.
+        """
+        value = await self.aget(key, _MISSING)
+        if value is not _MISSING:
+            return value
+
+        async def compute() -> Any:
+            result = await call_factory(factory)
+            await self.aset(key, result, ttl, stale_ttl=stale_ttl)
+            return result
+
+        return await self._flights.run(key, compute)
+
+    async def _amaybe_cleanup(self, now: float) -> None:
+        # A purge may wait on another process's SQLite lock: never on the event loop.
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + self.config.cleanup_interval
+            if self._memory_only:
+                self.cleanup(now)
+            else:
+                await asyncio.to_thread(self.cleanup, now)
+
+    async def aclose(self) -> None:
+        """Async close."""
+        try:
+            await self.backend.aclose()
+        except Exception as exc:
+            self._burst_log.error("aclose", exc)
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,28 @@
+"""What a cache read returns with its times, and the lifetime type every write takes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["TTL", "CacheEntry"]
+
+#: A lifetime in seconds, or a function of the value that returns one (DNS: the record's TTL).
+TTL = float | int | Callable[[Any], float] | None
+_MISSING = object()  # "no value" where None is a value
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A value read with its times: is_stale is True past expires_at but before stale_until."""
+
+    value: Any
+    expires_at: float
+    stale_until: float
+    is_stale: bool
+
+    def ttl_remaining(self, now: float | None = None) -> float:
+        """Seconds until expires_at (negative once stale)."""
+        return self.expires_at - (time.time() if now is None else now)
