@@ -243,7 +243,7 @@ def test_file_has_wal_and_parent_directory_is_created(tmp_path):
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            assert {"entries", "settings", "entries_expiry"} <= names
+            assert {"entries", "settings", "entries_size"} <= names
             assert conn.execute("SELECT value FROM settings WHERE name='schema_version'").fetchone() == (
                 str(SCHEMA_VERSION),)
     finally:

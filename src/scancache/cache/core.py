@@ -203,7 +203,7 @@ class Cache(AsyncCacheAPI):
             self.cleanup(now)
 
     def cleanup(self, now: float | None = None) -> int:
-        """Remove entries past their stale window now; returns how many. O(expired) with an index."""
+        """Remove entries past their stale window now; returns how many. A scan of the entries."""
         removed = self._safe(self.backend.purge_expired, self.clock() if now is None else now) or 0
         self.stats.expirations += removed
         return removed

@@ -1,8 +1,9 @@
 """SQLite storage for encoded cache entries: one file, many namespaces, many threads and processes.
 
 Layout: `entries(namespace, key, blob, stale_until, nbytes, accessed_at)` with (namespace, key) as the
-primary key, plus a narrow index on (namespace, stale_until, nbytes) that serves purge_expired, size()
-and size_bytes() without touching the blobs; `settings` holds the schema version.
+primary key, plus a narrow index on (namespace, nbytes) that serves size() and size_bytes() without
+touching the blobs; `settings` holds the schema version. purge_expired scans the namespace (it runs
+once per cleanup_interval; an index on stale_until would tax every write instead).
 
 Concurrency: WAL journal with synchronous=NORMAL (a commit is durable against process crashes, and
 against power loss up to the last checkpoint), a busy timeout, and a short retry loop on "database is
@@ -47,14 +48,17 @@ _CHUNK = 500
 _INLINE_BATCH = 100
 
 _GET = "SELECT blob FROM entries WHERE namespace = ? AND key = ?"
-_SET = ("INSERT OR REPLACE INTO entries (namespace, key, blob, stale_until, nbytes, accessed_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)")
+# An upsert, not INSERT OR REPLACE: rewriting an existing key updates the row in place and leaves
+# the size index alone unless nbytes changed (REPLACE deletes and re-inserts into every index).
+_SET = ("INSERT INTO entries (namespace, key, blob, stale_until, nbytes, accessed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, key) DO UPDATE SET blob = excluded.blob,"
+        " stale_until = excluded.stale_until, nbytes = excluded.nbytes, accessed_at = excluded.accessed_at")
 _DELETE = "DELETE FROM entries WHERE namespace = ? AND key = ?"
 _DISCARD = "DELETE FROM entries WHERE namespace = ? AND key = ? AND blob = ?"
 _CLEAR = "DELETE FROM entries WHERE namespace = ?"
 _PURGE = "DELETE FROM entries WHERE namespace = ? AND stale_until <= ?"
-_COUNT = "SELECT count(*) FROM entries INDEXED BY entries_expiry WHERE namespace = ?"
-_BYTES = "SELECT total(nbytes) FROM entries INDEXED BY entries_expiry WHERE namespace = ?"
+_COUNT = "SELECT count(*) FROM entries INDEXED BY entries_size WHERE namespace = ?"
+_BYTES = "SELECT total(nbytes) FROM entries INDEXED BY entries_size WHERE namespace = ?"
 _TOUCH = "UPDATE entries SET accessed_at = ? WHERE namespace = ? AND key = ?"
 _EVICT = ("DELETE FROM entries WHERE namespace = ? AND key IN"
           " (SELECT key FROM entries WHERE namespace = ? ORDER BY accessed_at LIMIT ?)")
@@ -64,8 +68,8 @@ class SQLiteBackend(ByteBackendBase):
     """Encoded entries of one namespace in an SQLite file that other namespaces and processes share.
 
     Cost: get is one indexed lookup (~10 us), set one autocommit INSERT (no fsync with WAL+NORMAL),
-    get_many one query per 500 keys, set_many one transaction, purge_expired O(expired) via an index,
-    size()/size_bytes() a scan of the narrow expiry index.
+    get_many one query per 500 keys, set_many one transaction, purge_expired a scan of the namespace,
+    size()/size_bytes() a scan of the narrow size index.
     With max_entries, the namespace is trimmed to max_entries every few writes (least recently
     stored or read in this process goes first) and `evictions` counts what was trimmed.
     Failures: reads and writes raise sqlite3 errors (the Cache front counts reads as misses and turns
@@ -208,7 +212,7 @@ class SQLiteBackend(ByteBackendBase):
         return int(retry(lambda: cursor.execute(_CLEAR, (self.namespace,)).rowcount))
 
     def purge_expired(self, now: float) -> int:
-        """Remove entries of this namespace whose stale_until <= now; returns how many. O(expired)."""
+        """Remove entries of this namespace whose stale_until <= now; returns how many. A scan."""
         cursor = self._cursor()
         removed = int(retry(lambda: cursor.execute(_PURGE, (self.namespace, now)).rowcount))
         if self.max_entries is not None:

