@@ -224,3 +224,19 @@ async def test_commit_query_online(vulndb, osv_server):
     assert await vulndb.query_vulnerability_db({"commit": "f" * 40}) == []  # the fix itself
     assert (await vulndb.query_many([{"commit": commit}]))[0].ids == ["OSV-TEST-1"]
     assert osv_server.requests["/v1/query"] == 2 and osv_server.requests["/v1/querybatch"] == 0
+
+
+async def test_a_server_with_latency_holds_every_answer_that_long(make_vulndb, osv_records):
+    import time
+
+    from scancache.testing.osv_server import OSVTestServer
+
+    with pytest.raises(ValueError, match="latency"):
+        OSVTestServer(osv_records, latency_seconds=-1)
+    with OSVTestServer(osv_records, latency_seconds=0.15) as server:
+        vulndb = make_vulndb(server=server)
+        started = time.monotonic()
+        result = await vulndb.query_vulnerability_db({"package": "jinja2", "ecosystem": "PyPI",
+                                                      "version": "2.4"})
+        assert server.total_requests >= 1 and time.monotonic() - started >= 0.15
+        assert sorted(result.ids) == JINJA_24

@@ -60,7 +60,13 @@ class OSVTestServer(OSVAPI):
         nvd_records: Iterable[dict[str, Any]] = (),
         nvd_page_size: int = 2000,
         max_lifetime_seconds: float = 600.0,
+        latency_seconds: float = 0.0,
     ) -> None:
+        if latency_seconds < 0:
+            raise ValueError(f"latency_seconds must not be negative, got {latency_seconds}")
+        #: Every counted answer waits this long first: a network round trip, for comparisons that
+        #: should not pretend the API is on loopback.
+        self.latency_seconds = latency_seconds
         super().__init__(records, page_size=page_size, batch_page_size=batch_page_size,
                          nvd_records=nvd_records, nvd_page_size=nvd_page_size)
         self.max_lifetime_seconds = max_lifetime_seconds
@@ -209,6 +215,8 @@ def _make_handler(server: OSVTestServer) -> type[BaseHTTPRequestHandler]:
                 self._send(200, json.dumps({"requests": dict(server.requests)}).encode())
                 return
             server._count(method, parts.path)
+            if server.latency_seconds:
+                time.sleep(server.latency_seconds)  # one thread per connection: requests overlap
             fault = server._take_fault(parts.path)
             if fault is not None and self._fault(fault):
                 return
@@ -266,9 +274,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("source", help="an OSV all.zip or a directory of <ID>.json records")
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--lifetime", type=float, default=3600.0, help="seconds before it stops itself")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds every answer waits first (a simulated network round trip)")
     args = parser.parse_args(argv)
     server = OSVTestServer.from_zip(args.source, page_size=args.page_size,
-                                    max_lifetime_seconds=args.lifetime).start()
+                                    max_lifetime_seconds=args.lifetime,
+                                    latency_seconds=args.latency).start()
     print(server.url, flush=True)
     print(server.nvd_url, flush=True)
     try:
