@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 
 import pytest
 
+from fixtures_dns import UDPResponder
 from scancache.dns.cache import REFRESH_BACKOFF_SECONDS, DNSCache
 from scancache.dns.config import DNSConfig
 from scancache.errors import DNSError
-
-
-@pytest.fixture
-async def make_dns(dns_server, dns_clock):
-    """DNSCache factory pointed at dns_server with the fake clock; closes what it made."""
-    made: list[DNSCache] = []
-
-    def factory(**overrides) -> DNSCache:
-        settings = {"timeout_seconds": 0.2, "attempts": 2, "stale_ttl_seconds": 600, **overrides}
-        dns = DNSCache(DNSConfig(**settings), nameservers=[dns_server.address], clock=dns_clock)
-        made.append(dns)
-        return dns
-
-    yield factory
-    for dns in made:
-        await dns.aclose()
 
 
 async def test_answer_lives_for_its_record_ttl(make_dns, dns_server, dns_clock):
@@ -283,34 +266,12 @@ async def test_negative_answer_without_soa_is_kept_briefly(dns_clock):
             await dns.aclose()
 
 
-class TrickyNoSOA:
+class TrickyNoSOA(UDPResponder):
     """A UDP responder answering NXDOMAIN with no authority section (no SOA to take a TTL from)."""
 
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> TrickyNoSOA:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
-
-    def _run(self) -> None:
-        while not self.stopping:
-            try:
-                query, peer = self.sock.recvfrom(512)
-            except OSError:
-                continue
-            # Same id and question, QR|AA|RD, RA|NXDOMAIN, one question, nothing else.
-            self.sock.sendto(query[:2] + b"\x85\x83\x00\x01" + bytes(6) + query[12:], peer)
+    def reply(self, query: bytes) -> list[bytes]:
+        # Same id and question, QR|AA|RD, RA|NXDOMAIN, one question, nothing else.
+        return [query[:2] + b"\x85\x83\x00\x01" + bytes(6) + query[12:]]
 
 
 async def test_cancelled_leader_hands_the_lookup_to_a_waiter(make_dns, dns_server):

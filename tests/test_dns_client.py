@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
-import threading
 import time
 
 import pytest
 
+from fixtures_dns import UDPResponder
 from scancache.dns.cache import DNSCache
 from scancache.dns.client import DNSClient
 from scancache.dns.config import DNSConfig
@@ -18,46 +17,26 @@ from scancache.errors import DNSError
 from scancache.testing.dns_server import LoopbackDNSServer
 
 
-class TrickyResponder:
+class TrickyResponder(UDPResponder):
     """A loopback UDP responder that sends forged/stray packets before the real answer."""
 
     def __init__(self, server: LoopbackDNSServer) -> None:
+        super().__init__()
         self.server = server
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> TrickyResponder:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
-
-    def _run(self) -> None:
-        while not self.stopping:
-            try:
-                query, peer = self.sock.recvfrom(512)
-            except (TimeoutError, OSError):
-                continue
-            real = self.server.answer(query)
-            assert real is not None
-            wrong_id = bytes([query[0] ^ 0xFF, query[1]]) + real[2:]
-            other_name = self.server.answer(query[:13] + bytes([query[13] ^ 0x01]) + query[14:])
-            assert other_name is not None
-            # DNS 0x20: the genuine answer echoes the question in mixed case.
-            end = 12
-            while real[end]:
-                end += real[end] + 1
-            mixed = bytes(c ^ 0x20 if 97 <= c <= 122 and random.random() < 0.5 else c
-                          for c in real[12:end])
-            for packet in (wrong_id, other_name, real[:12] + mixed + real[end:]):
-                self.sock.sendto(packet, peer)
+    def reply(self, query: bytes) -> list[bytes]:
+        real = self.server.answer(query)
+        assert real is not None
+        wrong_id = bytes([query[0] ^ 0xFF, query[1]]) + real[2:]
+        other_name = self.server.answer(query[:13] + bytes([query[13] ^ 0x01]) + query[14:])
+        assert other_name is not None
+        # DNS 0x20: the genuine answer echoes the question in mixed case.
+        end = 12
+        while real[end]:
+            end += real[end] + 1
+        mixed = bytes(c ^ 0x20 if 97 <= c <= 122 and random.random() < 0.5 else c
+                      for c in real[12:end])
+        return [wrong_id, other_name, real[:12] + mixed + real[end:]]
 
 
 async def test_forged_and_stray_answers_are_ignored(dns_server):

@@ -20,7 +20,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -48,20 +47,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 # ---------------------------------------------------------------------- DNS
-@pytest.fixture
-async def make_dns(dns_server: LoopbackDNSServer, dns_clock: Any):
-    """DNSCache factory against dns_server with the fake clock; closes what it made."""
-    made: list[DNSCache] = []
-
-    def factory(**overrides: Any) -> DNSCache:
-        settings = {"timeout_seconds": 0.2, "attempts": 2, "stale_ttl_seconds": 600, **overrides}
-        dns = DNSCache(DNSConfig(**settings), nameservers=[dns_server.address], clock=dns_clock)
-        made.append(dns)
-        return dns
-
-    yield factory
-    for dns in made:
-        await dns.aclose()
 
 
 async def test_dns_upstream_servfail_then_timeouts_then_truncation_then_heals(make_dns, dns_server,
