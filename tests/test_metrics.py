@@ -231,3 +231,27 @@ def test_metrics_serve_until_interrupted(tmp_path: Path) -> None:
             child.wait()
         child.stdout.close()
         child.stderr.close()
+
+
+async def test_components_register_themselves_without_replacing_each_other():
+    import gc
+
+    from scancache import CacheConfig, DNSCache, LazyLoadConfig, LazyModuleLoader, VulnerabilityDBCache
+    from scancache.metrics import REGISTRY, get_monitoring_data
+
+    REGISTRY.clear()
+    first, second = DNSCache(CacheConfig()), DNSCache(CacheConfig())
+    vulndb = VulnerabilityDBCache(CacheConfig())
+    loader = LazyModuleLoader(LazyLoadConfig())
+    quiet = DNSCache(CacheConfig(enable_metrics=False))
+    data = get_monitoring_data()
+    assert set(data["caches"]) == {"dns", "dns#2", "vulndb"}
+    assert set(data["loaders"]) == {"lazy"}
+    assert (first.metrics_name, second.metrics_name) == ("dns", "dns#2")
+    assert not hasattr(quiet, "metrics_name")
+    await vulndb.aclose()
+    for dns in (first, second, quiet):
+        await dns.aclose()
+    del first, second, quiet, vulndb, loader
+    gc.collect()
+    assert get_monitoring_data()["caches"] == {}  # held weakly: gone with their owners

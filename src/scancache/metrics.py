@@ -23,6 +23,7 @@ __all__ = [
     "MetricsRegistry",
     "REGISTRY",
     "get_monitoring_data",
+    "register_automatically",
     "register_cache",
     "register_loader",
     "render_prometheus",
@@ -83,6 +84,24 @@ class MetricsRegistry:
             raise TypeError(f"loader source {name!r} has no get_monitoring_data()")
         with self._lock:
             self._loaders[str(name)] = _ref(loader)
+
+    def add(self, base: str, source: Any, *, loader: bool = False) -> str:
+        """Register source under base, or base#2, base#3... if a live source holds the name.
+
+        Used by DNSCache, VulnerabilityDBCache and LazyModuleLoader to register themselves (when
+        enable_metrics / enable_monitoring is on) without replacing each other. Returns the name.
+        """
+        method = "get_monitoring_data" if loader else "get_stats"
+        if not callable(getattr(source, method, None)):
+            raise TypeError(f"source {base!r} has no {method}()")
+        with self._lock:
+            table = self._loaders if loader else self._caches
+            name, n = base, 1
+            while name in table and table[name]() not in (None, source):
+                n += 1
+                name = f"{base}#{n}"
+            table[name] = _ref(source)
+        return name
 
     def unregister(self, name: str) -> None:
         """Forget the cache and loader registered under name (no error if there is none)."""
@@ -158,6 +177,11 @@ def register_cache(name: str, source: Any) -> None:
 def register_loader(name: str, loader: Any) -> None:
     """Register a loader (anything with get_monitoring_data()) in the process-wide registry."""
     REGISTRY.register_loader(name, loader)
+
+
+def register_automatically(base: str, source: Any, *, loader: bool = False) -> str:
+    """Add source to the process-wide registry under a free name derived from base."""
+    return REGISTRY.add(base, source, loader=loader)
 
 
 def get_monitoring_data(registry: MetricsRegistry | None = None) -> dict[str, Any]:

@@ -104,6 +104,10 @@ class DNSCache:
         self.stale_served = 0
         self.background_refreshes = 0
         self.refresh_failures = 0
+        if config.enable_metrics:  # one place (scancache.metrics) sees every live cache
+            from scancache.metrics import register_automatically
+
+            self.metrics_name = register_automatically("dns", self)
 
     # ------------------------------------------------------------------ names
     def _key(self, hostname: str, rdtype: str | None) -> str:

@@ -62,6 +62,10 @@ class LazyModuleLoader:
         self._closed = False
         self._started_tracemalloc = False
         self._preload_trigger = self.config.strategy.value  # what monitoring calls a preload
+        if self.config.enable_monitoring:  # one place (scancache.metrics) sees every live loader
+            from scancache.metrics import register_automatically
+
+            self.metrics_name = register_automatically("lazy", self, loader=True)
 
     # ---- lifecycle -------------------------------------------------------------------------
 

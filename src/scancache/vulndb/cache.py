@@ -84,6 +84,10 @@ class VulnerabilityDBCache:
         self._mirror_arg = mirror if mirror is not None else config.mirror_path
         self._mirror: Any = None
         self.counters = {"stale_served": 0, "mirror_answers": 0, "records_fetched": 0}
+        if config.enable_metrics:  # one place (scancache.metrics) sees every live cache
+            from scancache.metrics import register_automatically
+
+            self.metrics_name = register_automatically("vulndb", self)
 
     # ------------------------------------------------------------------ clients (built lazily)
     def _clients(self) -> tuple[Any, Any]:
