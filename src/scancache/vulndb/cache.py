@@ -27,7 +27,7 @@ from scancache.config import CacheConfig, CacheType
 from scancache.errors import VulnDBError
 from scancache.vulndb.config import VulnDBConfig
 from scancache.vulndb.query import Query, parse_query
-from scancache.vulndb.result import VulnResult, is_newer, remember_missing_sniffio
+from scancache.vulndb.result import VulnResult, is_newer
 
 __all__ = ["VulnerabilityDBCache", "VulnResult"]
 
@@ -99,7 +99,6 @@ class VulnerabilityDBCache:
             from scancache.vulndb.osv import OSVClient
 
             cfg = self.config
-            remember_missing_sniffio()
             if self._http_client is None:
                 # The OSV client's semaphore bounds concurrency; a pool exactly that size makes
                 # httpcore re-scan its connections for every queued request (4x slower measured).

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-__all__ = ["VulnResult", "is_newer", "remember_missing_sniffio"]
+__all__ = ["VulnResult", "is_newer"]
 
 
 class VulnResult(list):
@@ -50,17 +50,3 @@ def is_newer(reported: str, cached: str) -> bool:
         return a > b  # type: ignore[operator]
     except TypeError:
         return reported != cached
-
-
-def remember_missing_sniffio() -> None:
-    """httpcore tries `import sniffio` on every request; when it is not installed each failed import
-    walks sys.path (~0.3 ms, more than the request itself on loopback). Recording the absence in
-    sys.modules makes the ImportError immediate; nothing changes when sniffio is installed."""
-    import sys
-
-    if "sniffio" in sys.modules:
-        return
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
