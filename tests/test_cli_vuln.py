@@ -181,3 +181,11 @@ def test_cache_warm_requirements_then_audit_asks_nothing(env: dict[str, str], os
     sent = osv.total_requests
     assert run_cli("audit", "-r", str(reqs["vulnerable"]), env=env).returncode == 1
     assert osv.total_requests == sent
+
+
+def test_audit_progress_bar_goes_to_stderr_and_leaves_json_clean(env: dict[str, str],
+                                                                 reqs: dict[str, Path]) -> None:
+    done = run_cli("audit", "-r", str(reqs["vulnerable"]), "--format", "json", "--progress", env=env)
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["vulnerable_packages"] == 2
+    assert "fetching advisories" in done.stderr

@@ -116,3 +116,14 @@ def test_fixed_versions_leave_out_git_commits():
                                                    {"introduced": "5.0"}, {"fixed": "5.2"}]}]}]}
     findings = merge_findings(Requirement("AccessControl", "accesscontrol", "4.2", 1), [record])
     assert findings[0].fixed_versions == ("4.3", "5.2")
+
+
+async def test_audit_reports_progress_of_the_record_fetches(vulndb, osv_server):
+    calls: list[tuple[int, int]] = []
+    await vulndb.audit(REQUIREMENTS, progress=lambda done, total: calls.append((done, total)))
+    fetched = osv_server.requests["/v1/vulns"]
+    assert fetched > 1 and calls[0] == (0, fetched) and calls[-1] == (fetched, fetched)
+    assert [done for done, _ in calls] == list(range(fetched + 1))
+    calls.clear()
+    await vulndb.audit(REQUIREMENTS, progress=lambda done, total: calls.append((done, total)))
+    assert calls == []  # warm: nothing to fetch, nothing to report

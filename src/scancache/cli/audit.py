@@ -13,7 +13,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from scancache.cli._common import CommandError, format_table, load_settings, read_text
+from scancache.cli._common import (
+    CommandError,
+    format_table,
+    load_settings,
+    progress,
+    progress_wanted,
+    read_text,
+)
 from scancache.cli._components import open_mirror, open_vulndb
 
 __all__ = ["run", "render_table"]
@@ -43,7 +50,8 @@ async def _audit(args: argparse.Namespace, lines: list[str], mirror: str | None)
     settings = load_settings(args)
     vulndb = open_vulndb(settings, osv_url=args.osv_url, mirror=mirror)
     try:
-        return await vulndb.audit(lines)
+        with progress(progress_wanted(args), "fetching advisories", None) as bar:
+            return await vulndb.audit(lines, progress=bar.update)
     finally:
         await vulndb.aclose()
 

@@ -111,6 +111,7 @@ def _add_audit(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--mirror", metavar="FILE",
                         help="answer offline from this mirror (made by 'scancache mirror import')")
     parser.add_argument("--osv-url", metavar="URL", help="OSV API base (default: $SCANCACHE_OSV_URL)")
+    _add_progress(parser)
     parser.set_defaults(module="audit")
 
 

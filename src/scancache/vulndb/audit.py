@@ -302,7 +302,7 @@ def _finding(req: Requirement, group: list[dict[str, Any]]) -> Finding:
     return Finding(req.name, req.version, primary, tuple(sorted(ids)), fixed, text.split("\n", 1)[0][:200])
 
 
-async def audit_requirements(cache: Any, requirements: Any) -> AuditReport:
+async def audit_requirements(cache: Any, requirements: Any, *, progress: Any = None) -> AuditReport:
     """Audit requirements (a path, the file's text, or its lines) with one cache.query_many call.
 
     Raises OSError for an unreadable file, VulnDBError when OSV fails and nothing cached stands in.
@@ -312,7 +312,7 @@ async def audit_requirements(cache: Any, requirements: Any) -> AuditReport:
     from scancache.vulndb.query import pypi_query
 
     queries = [pypi_query(r.normalized_name, r.version) for r in pinned]
-    results = await cache.query_many(queries) if queries else []
+    results = await cache.query_many(queries, progress=progress) if queries else []
     for req, records in zip(pinned, results, strict=True):
         active = [r for r in records if not r.get("withdrawn")]
         report.withdrawn_ignored += len(records) - len(active)

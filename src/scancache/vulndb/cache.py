@@ -29,6 +29,9 @@ from scancache.vulndb.config import VulnDBConfig
 from scancache.vulndb.query import Query, parse_query
 from scancache.vulndb.result import VulnResult, is_newer
 
+#: progress(done, total): called as long work advances (a CLI draws a bar with it).
+Progress = Callable[[int, int], None]
+
 __all__ = ["VulnerabilityDBCache", "VulnResult"]
 
 
@@ -239,13 +242,28 @@ class VulnerabilityDBCache:
                 found[vuln_id] = record
         return found
 
-    async def _fetch_records(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+    async def _fetch_records(self, ids: list[str], progress: Progress | None = None
+                             ) -> dict[str, dict[str, Any]]:
         """GET /v1/vulns/{id} once per id (distinct ids; concurrently, bounded); stale copies stand
-        in for failures; raises VulnDBError when neither works. Stores what it fetched."""
+        in for failures; raises VulnDBError when neither works. Stores what it fetched.
+        progress(done, len(ids)) is called as each GET finishes."""
         if not ids:
             return {}
         osv, _ = self._clients()
-        answers = await asyncio.gather(*(osv.get_vuln(i) for i in ids), return_exceptions=True)
+        get_vuln = osv.get_vuln
+        if progress is not None:
+            done = 0
+            progress(0, len(ids))
+
+            async def get_vuln(vuln_id: str) -> Any:
+                nonlocal done
+                try:
+                    return await osv.get_vuln(vuln_id)
+                finally:
+                    done += 1
+                    progress(done, len(ids))
+
+        answers = await asyncio.gather(*(get_vuln(i) for i in ids), return_exceptions=True)
         fetched: dict[str, dict[str, Any]] = {}
         failed: list[BaseException] = []
         for vuln_id, answer in zip(ids, answers, strict=True):
@@ -267,8 +285,11 @@ class VulnerabilityDBCache:
         return fetched
 
     # ------------------------------------------------------------------ many queries
-    async def query_many(self, queries: Iterable[dict[str, Any] | Query]) -> list[VulnResult]:
+    async def query_many(self, queries: Iterable[dict[str, Any] | Query], *,
+                         progress: Progress | None = None) -> list[VulnResult]:
         """Answers for many queries, in order, with as few requests as OSV allows.
+
+        progress(done, total) follows the long part of a cold run, the record fetches.
 
         Cost: one cache get_many for the questions and one for the records; then one
         /v1/querybatch per osv_batch_size questions not cached (osv_concurrency at a time) and one
@@ -293,7 +314,7 @@ class VulnerabilityDBCache:
         wanted = _wanted_ids(fresh.values())  # one get_many for every record any answer names
         found = await self._cached_records(wanted, stale_ok=False)
         if len(found) < len(wanted):
-            found.update(await self._fetch_records([i for i in wanted if i not in found]))
+            found.update(await self._fetch_records([i for i in wanted if i not in found], progress))
         positive = {f"q:{k}": v for k, v in new_values.items() if v["ids"]}
         negative = {f"q:{k}": v for k, v in new_values.items() if not v["ids"]}
         for group in (positive, negative):
@@ -337,11 +358,11 @@ class VulnerabilityDBCache:
         return fresh, stale
 
     # ------------------------------------------------------------------ audit, stats, lifecycle
-    async def audit(self, requirements: Any) -> Any:
+    async def audit(self, requirements: Any, *, progress: Progress | None = None) -> Any:
         """Audit a pinned requirements file (path, text or lines): see scancache.vulndb.audit."""
         from scancache.vulndb.audit import audit_requirements
 
-        return await audit_requirements(self, requirements)
+        return await audit_requirements(self, requirements, progress=progress)
 
     def get_stats(self) -> dict[str, Any]:
         """Cache stats (hits, misses, hit_rate, size ...) plus requests per endpoint and retries."""
