@@ -32,7 +32,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -44,41 +43,10 @@ from scancache.config import CacheConfig, CacheType
 #: One row of the table: kind, faults injected, operations, errors surfaced, writes lost, note.
 Row = dict[str, Any]
 
-# A writer process: 4 threads writing then reading back distinct keys; prints each acknowledged key.
-_WORKER = textwrap.dedent("""
-    import json, os, sys, threading, time
-    from scancache.cache.core import Cache
-    from scancache.config import CacheConfig, CacheType
-    cache = Cache(CacheConfig(cache_type=CacheType.DISK, cache_dir=sys.argv[1], ttl_seconds=3600))
-    role, stop_file = sys.argv[2], os.path.join(sys.argv[1], "stop")
-    lock, errors, ops = threading.Lock(), [], [0]
-    def work(thread):
-        i = 0
-        while not os.path.exists(stop_file):
-            key = f"{role}-{thread}-{i}"
-            try:
-                ok = cache.set(key, {"i": i, "pad": "x" * (i % 700)})
-                got = cache.get(key)
-                if ok and got is not None and got["i"] != i:
-                    errors.append(f"read back {got!r} for {key}")
-            except BaseException as exc:
-                errors.append(repr(exc))
-                return
-            with lock:
-                ops[0] += 2
-                if ok:
-                    sys.stdout.write(key + "\\n")
-                    sys.stdout.flush()
-            i += 1
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-    for t in threads: t.start()
-    for t in threads: t.join()
-    sys.stdout.write("DONE " + json.dumps({"ops": ops[0], "errors": errors}) + "\\n")
-""")
 
 
 def _spawn(cache_dir: Path, role: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", _WORKER, str(cache_dir), role],
+    return subprocess.Popen([sys.executable, "-m", "scancache.testing.crash_worker", str(cache_dir), role],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 

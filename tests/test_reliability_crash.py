@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -27,44 +26,11 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("scancache.cache.sqlite
                                 reason="SQLite backend not written yet")
 KILLS = 60 if os.environ.get("SCANCACHE_LONG") else 8
 
-# A worker: 4 threads writing (and reading back) distinct keys, printing each acknowledged key.
-WORKER = textwrap.dedent("""
-    import json, sys, threading
-    from scancache.cache.core import Cache
-    from scancache.config import CacheConfig, CacheType
-    cache = Cache(CacheConfig(cache_type=CacheType.DISK, cache_dir=sys.argv[1], ttl_seconds=3600))
-    role, seconds = sys.argv[2], float(sys.argv[3])
-    lock = threading.Lock()
-    errors = []
-    import os, time
-    stop_file = os.path.join(sys.argv[1], "stop")
-    def work(thread):
-        deadline = time.monotonic() + seconds
-        i = 0
-        while time.monotonic() < deadline and not os.path.exists(stop_file):
-            key = f"{role}-{thread}-{i}"
-            try:
-                ok = cache.set(key, {"i": i, "pad": "x" * (i % 700)})
-                got = cache.get(key)
-                if ok and got is not None and got["i"] != i:
-                    errors.append(f"read back {got!r} for {key}")
-            except BaseException as exc:
-                errors.append(repr(exc))
-                return
-            if ok:
-                with lock:
-                    sys.stdout.write(key + "\\n")
-                    sys.stdout.flush()
-            i += 1
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-    for t in threads: t.start()
-    for t in threads: t.join()
-    sys.stdout.write("ERRORS " + json.dumps(errors) + "\\n")
-""")
 
 
 def _spawn(cache_dir: Path, role: str, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", WORKER, str(cache_dir), role, str(seconds)],
+    return subprocess.Popen([sys.executable, "-m", "scancache.testing.crash_worker", str(cache_dir), role,
+                             str(seconds)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -96,7 +62,7 @@ def test_kill_9_mid_write_loses_no_acknowledged_write(tmp_path):
     assert acknowledged, "the writers acknowledged nothing"
     assert survivor.returncode == 0, err[-2000:]
     last = out.strip().splitlines()[-1]
-    assert last.startswith("ERRORS ") and json.loads(last[len("ERRORS "):]) == [], last[:2000]
+    assert last.startswith("DONE ") and json.loads(last[len("DONE "):])["errors"] == [], last[:2000]
     survivor_writes = [line for line in out.splitlines() if line.startswith("survivor")]
     assert len(survivor_writes) > 50, "the survivor barely ran"
 
