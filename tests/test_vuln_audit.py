@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 
+import pytest
+
 from scancache.vulndb.audit import parse_requirements
 
 REQUIREMENTS = """\
@@ -127,3 +129,16 @@ async def test_audit_reports_progress_of_the_record_fetches(vulndb, osv_server):
     calls.clear()
     await vulndb.audit(REQUIREMENTS, progress=lambda done, total: calls.append((done, total)))
     assert calls == []  # warm: nothing to fetch, nothing to report
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("# pinned for py2 \\\nflask==0.12\ndjango==1.11\n", ["flask", "django"]),  # comments never continue
+    ("jinja2==2.4\t# after a tab\n", ["jinja2"]),
+    ("  # indented \\\nflask==0.12\n", ["flask"]),
+    ("a==1 \\\n  --hash=sha256:00\nb==2 # c\n", ["a", "b"]),
+])
+def test_requirements_are_read_as_pip_reads_them(text, names):
+    from scancache.vulndb.audit import parse_requirements
+
+    pinned, skipped = parse_requirements(text.splitlines())
+    assert [r.name for r in pinned] == names and skipped == []

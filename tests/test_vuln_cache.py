@@ -240,3 +240,10 @@ async def test_a_server_with_latency_holds_every_answer_that_long(make_vulndb, o
                                                       "version": "2.4"})
         assert server.total_requests >= 1 and time.monotonic() - started >= 0.15
         assert sorted(result.ids) == JINJA_24
+
+
+def test_a_plain_cache_config_keeps_vulndb_defaults_it_did_not_set():
+    vulndb = VulnerabilityDBCache(CacheConfig(cache_type=CacheType.MEMORY, ttl_seconds=1800))
+    assert vulndb.config.max_size == VulnDBConfig().max_size  # not CacheConfig's 1,000
+    assert vulndb.config.ttl_seconds == 1800
+    assert VulnerabilityDBCache(CacheConfig(max_size=50)).config.max_size == 50

@@ -121,3 +121,22 @@ async def test_connection_refused_is_an_error_not_a_hang(make_vulndb, osv_server
     with pytest.raises(VulnDBError) as info:
         await vulndb.query_vulnerability_db(JINJA)
     assert "connection failed" in info.value.reason and str(port) in info.value.endpoint
+
+
+def test_backoff_stays_finite_for_any_attempt_number():
+    from scancache.vulndb.http import JSONClient
+
+    client = JSONClient(None, max_retries=5000, backoff_base_seconds=0.5, backoff_max_seconds=30.0)
+    delays = [client.backoff(attempt, None) for attempt in (0, 10, 1100, 4999)]
+    assert all(0 <= d <= 30.0 for d in delays)
+    assert client.backoff(3, 120.0) == 30.0  # Retry-After honoured up to the configured ceiling
+
+
+def test_nuget_four_part_versions_are_not_misordered_as_semver():
+    from scancache.vulndb.ranges import affected_entry_matches
+
+    entry = {"package": {"ecosystem": "NuGet", "name": "Some.Package"},
+             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "4.3.0.1"}]}],
+             "versions": ["4.3.0.0"]}
+    assert not affected_entry_matches(entry, version="5.0.0")  # was a false positive
+    assert affected_entry_matches(entry, version="4.3.0.0")  # the record's own list still applies

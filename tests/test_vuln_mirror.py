@@ -133,3 +133,34 @@ def test_import_full_dump(tmp_path):
         assert report.added == 2661 and mirror.stats()["withdrawn"] == 10
         assert _ids(mirror.query({"purl": "pkg:pypi/jinja2@2.4"})) == JINJA_24
         assert mirror.import_dump(FULL_ZIP).unchanged == 2661
+
+
+def test_only_an_imported_mirror_answers_and_foreign_files_are_refused(mirror, tmp_path):
+    with pytest.raises(ValueError, match="no imported mirror"):
+        OSVMirror(tmp_path / "typo.sqlite3", create=False)  # a typo must not answer "clean"
+    assert not (tmp_path / "typo.sqlite3").exists()
+    empty = OSVMirror(tmp_path / "fresh.sqlite3")  # created, never imported into
+    empty.close()
+    with pytest.raises(ValueError, match="no imported mirror"):
+        OSVMirror(tmp_path / "fresh.sqlite3", create=False)
+    import sqlite3
+
+    other = tmp_path / "other.sqlite3"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+    for create in (True, False):
+        with pytest.raises(ValueError, match="not a scancache mirror"):
+            OSVMirror(other, create=create)
+    reopened = OSVMirror(mirror.path, create=False)
+    assert len(reopened) == len(mirror) > 0
+    reopened.close()
+
+
+def test_an_archive_without_records_does_not_wipe_the_mirror(mirror, tmp_path):
+    before = len(mirror)
+    wrong = tmp_path / "wrong.zip"
+    with zipfile.ZipFile(wrong, "w") as archive:
+        archive.writestr("README.txt", "not an advisory")
+    with pytest.raises(ValueError, match="no OSV records"):
+        mirror.import_dump(wrong)
+    assert len(mirror) == before

@@ -76,8 +76,10 @@ def open_mirror(path: Path, *, must_exist: bool) -> Any:
     from scancache.vulndb.mirror import OSVMirror
 
     try:
-        return OSVMirror(path)
-    except Exception as exc:  # sqlite3.DatabaseError for a file that is not a mirror
+        return OSVMirror(path, create=not must_exist)
+    except ValueError as exc:  # not a mirror, or one never imported into
+        raise CommandError(str(exc)) from None
+    except Exception as exc:  # sqlite3.DatabaseError and friends
         raise CommandError(f"cannot open mirror {path}: {exc}") from None
 
 

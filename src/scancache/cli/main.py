@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`scancache resolve ... | head`): stop quietly, like other tools.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_FINDINGS
+        return EXIT_ERROR  # never 1: for audit that means "vulnerable"
     except (ScancacheError, ValueError, OSError, ImportError, LookupError) as exc:
         code = getattr(exc, "exit_code", EXIT_ERROR)
         return _fail(_describe(exc), verbose, code)

@@ -88,10 +88,16 @@ class AuditReport:
         return json.dumps(self.as_dict(), indent=indent, sort_keys=False)
 
 
+# pip's rule: a comment starts at a "#" at the start of a line or after white space.
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+
+
 def _logical_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
+    """(first line number, text) with comments removed and backslash continuations joined, as pip
+    reads a requirements file: a comment line never continues onto the next one."""
     pending, start = "", 0
     for number, raw in enumerate(lines, 1):
-        line = raw.rstrip("\r\n")
+        line = _COMMENT.sub("", raw.rstrip("\r\n"))
         if not pending:
             start = number
         if line.endswith("\\"):
@@ -135,7 +141,7 @@ def parse_requirements(lines: Iterable[str]) -> tuple[list[Requirement], list[tu
     pinned: list[Requirement] = []
     skipped: list[tuple[int, str, str]] = []
     for number, line in _logical_lines(lines):
-        text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        text = line.strip()
         if not text:
             continue
         if text.startswith("-"):

@@ -40,7 +40,10 @@ def _as_vulndb_config(config: CacheConfig | None, overrides: dict[str, Any]) -> 
         config = VulnDBConfig(**overrides)
     elif not isinstance(config, VulnDBConfig) or overrides:
         known = {f.name for f in fields(VulnDBConfig)}
-        values = {f.name: getattr(config, f.name) for f in fields(config) if f.name in known}
+        # A plain CacheConfig's untouched defaults give way to VulnDBConfig's (max_size 20,000: an
+        # audit's records outgrow CacheConfig's 1,000 and a warm audit would fetch them again).
+        values = {f.name: getattr(config, f.name) for f in fields(config) if f.name in known
+                  and (isinstance(config, VulnDBConfig) or getattr(config, f.name) != f.default)}
         if overrides.get("nvd_api_key") and not values.get("nvd_api_key"):
             values["nvd_rate_limit"] = None  # recompute: a key raises NVD's limit
         config = VulnDBConfig(**{**values, **overrides})
@@ -135,7 +138,7 @@ class VulnerabilityDBCache:
             from scancache.vulndb.mirror import OSVMirror
 
             arg = self._mirror_arg
-            self._mirror = arg if isinstance(arg, OSVMirror) else OSVMirror(arg)
+            self._mirror = arg if isinstance(arg, OSVMirror) else OSVMirror(arg, create=False)
         return self._mirror
 
     # ------------------------------------------------------------------ TTL policy

@@ -73,7 +73,7 @@ class JSONClient:
         """Seconds before retry number attempt+1: Retry-After if given, else full jitter; both capped."""
         if retry_after is not None:
             return min(retry_after, self.backoff_max_seconds)
-        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * (2 ** attempt))
+        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * (2 ** min(attempt, 60)))
         return self.rng.uniform(0, ceiling)
 
     async def request(
@@ -128,6 +128,8 @@ class JSONClient:
                         check(data)
                     return data
             except Malformed as exc:
+                reason = f"malformed response: {exc}"
+            except httpx.DecodingError as exc:  # a body that cannot be decompressed or decoded
                 reason = f"malformed response: {exc}"
             except httpx.TimeoutException as exc:
                 reason = f"timed out ({type(exc).__name__})"

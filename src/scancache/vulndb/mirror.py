@@ -63,11 +63,35 @@ class ImportReport:
         return asdict(self)
 
 
+def _mirror_meta(path: Path) -> dict[str, str] | None:
+    """The meta table of the mirror at path, or None when path is no mirror (or does not exist)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            meta = dict(db.execute("SELECT key, value FROM meta"))
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:  # not SQLite, or SQLite without our meta table
+        return None
+    return meta if "schema_version" in meta else None
+
+
 class OSVMirror:
     """A local, queryable copy of OSV dumps in SQLite (thread safe; one connection under a lock)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        """Open the mirror at path. create=False: it must exist and hold an import (else a query
+        would answer "no vulnerabilities" from nothing). Either way, a file that is some other
+        database is refused rather than written into. Raises ValueError naming the path."""
         self.path = Path(path).expanduser()
+        meta = _mirror_meta(self.path)
+        if meta is None and self.path.exists() and self.path.stat().st_size > 0:
+            raise ValueError(f"{self.path} is not a scancache mirror")
+        if not create and (meta is None or "imported_at" not in meta):
+            raise ValueError(f"no imported mirror at {self.path} "
+                             "(build one with 'scancache mirror import FILE')")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -117,6 +141,9 @@ class OSVMirror:
                     else:
                         added += 1
                     self._insert(record)
+                if not seen:  # a wrong or empty archive must not wipe (or fake) a mirror
+                    raise ValueError(f"no OSV records in {_describe(source)} ({skipped} files "
+                                     "were not OSV JSON)")
                 if remove_missing:
                     for vuln_id in set(known) - seen:
                         self._delete(vuln_id)
@@ -227,3 +254,8 @@ class OSVMirror:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _describe(source: Any) -> str:
+    """A short name for an import source, for error messages."""
+    return "the dump" if isinstance(source, bytes | bytearray) or hasattr(source, "read") else str(source)

@@ -25,8 +25,10 @@ __all__ = [
     "SEMVER_ECOSYSTEMS",
 ]
 
-#: Ecosystems whose ECOSYSTEM ranges order like semver (OSV schema notes).
-SEMVER_ECOSYSTEMS = frozenset({"npm", "crates.io", "Go", "Hex", "Pub", "NuGet", "SwiftURL"})
+#: Ecosystems whose ECOSYSTEM ranges order like semver (OSV schema notes). Not NuGet: its four-part
+#: versions (1.2.3.4) do not parse as semver, and a wrong order is worse than none (the record's
+#: `versions` list still applies).
+SEMVER_ECOSYSTEMS = frozenset({"npm", "crates.io", "Go", "Hex", "Pub", "SwiftURL"})
 
 _SEMVER_RE = re.compile(
     r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
