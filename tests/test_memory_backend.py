@@ -120,3 +120,45 @@ def test_enable_metrics_false_keeps_counters_but_samples_no_latency():
     assert quiet.get_stats()["hits"] == measured.get_stats()["hits"] == 102
     assert quiet.get_stats()["latency"] == {}
     assert set(measured.get_stats()["latency"]) >= {"get", "set", "get_many"}
+
+
+def test_a_refused_write_does_not_leave_the_old_value_behind():
+    cache = Cache(CacheConfig(max_memory_mb=0.001))
+    cache.set("k", "old")
+    cache.set("m", "old")
+    assert cache.set("k", "x" * 10_000) is False
+    assert cache.set_many({"m": "x" * 10_000}) is False
+    assert cache.get("k") is None and cache.get("m") is None
+
+
+def test_zero_lifetime_in_set_many_removes_the_old_value():
+    cache = Cache(CacheConfig())
+    cache.set_many({"a": 1, "b": 2})
+    assert cache.set_many({"a": 10, "b": 20}, ttl=0) is True
+    assert cache.get_many(["a", "b"]) == {}
+
+
+def test_cleanup_works_while_other_threads_read():
+    now = [1000.0]
+    cache = Cache(CacheConfig(max_size=50_000, ttl_seconds=10), clock=lambda: now[0])
+    cache.set_many({f"old{i}": i for i in range(20_000)}, ttl=5)
+    cache.set_many({f"hot{i}": i for i in range(100)})
+    now[0] += 6
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            for i in range(100):
+                cache.get(f"hot{i}")
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    for t in readers:
+        t.start()
+    try:
+        removed = [cache.cleanup() for _ in range(3)]
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert removed[0] == 20_000 and cache.get_stats()["errors"] == 0
+    assert len(cache) == 100

@@ -27,6 +27,7 @@ class AsyncCacheAPI:
     clock: Callable[[], float]
     _memory_only: bool
     _index_get: Callable[[str], Any] | None
+    _index_touch: Callable[[str], Any] | None
     _next_cleanup: float
     _flights: Any
     _burst_log: Any
@@ -46,6 +47,10 @@ class AsyncCacheAPI:
         if self._index_get is not None:  # hybrid: a fresh front hit needs no await
             record = self._index_get(key)
             if record is not None and self.clock() < record[1]:
+                try:
+                    self._index_touch(key)  # keep LRU order: async hits count as uses too
+                except KeyError:
+                    pass
                 self.stats.hits += 1
                 return record[0]
         try:
@@ -78,8 +83,12 @@ class AsyncCacheAPI:
                    stale_ttl: float | None = None) -> bool:
         """Async set."""
         made = self._make(key, value, ttl, stale_ttl)
-        if made is None:
-            await self.adelete(key)
+        if made is None:  # a zero lifetime: the old value goes
+            try:
+                await self.backend.adelete(key)
+            except Exception as exc:
+                self._failed("aset", exc, write=True)
+                return False
             return True
         try:
             await self.backend.aset(key, made[0], made[1])
@@ -112,9 +121,11 @@ class AsyncCacheAPI:
     async def aset_many(self, mapping: Mapping[str, Any], ttl: TTL = None, *,
                         stale_ttl: float | None = None) -> bool:
         """Async set_many (one pipeline on Redis)."""
-        items = self._items(mapping, ttl, stale_ttl)
+        items, dead = self._items(mapping, ttl, stale_ttl)
         try:
             await self.backend.aset_many(items)
+            for key in dead:
+                await self.backend.adelete(key)
         except Exception as exc:
             self._failed("aset_many", exc, write=True)
             return False
@@ -147,6 +158,10 @@ class AsyncCacheAPI:
             return value
 
         async def compute() -> Any:
+            # A caller whose miss was read while another's flight ran may arrive after it ended.
+            again = await self.aget(key, _MISSING)
+            if again is not _MISSING:
+                return again
             result = await call_factory(factory)
             await self.aset(key, result, ttl, stale_ttl=stale_ttl)
             return result

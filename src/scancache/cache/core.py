@@ -276,8 +276,12 @@ class Cache(AsyncCacheAPI):
 
     def _set(self, key: str, value: Any, ttl: TTL, stale_ttl: float | None) -> bool:
         made = self._make(key, value, ttl, stale_ttl)
-        if made is None:
-            self.delete(key)
+        if made is None:  # a zero lifetime: the write is "nothing cached", so the old value goes
+            try:
+                self.backend.delete(key)
+            except Exception as exc:
+                self._failed("set", exc, write=True)
+                return False
             return True
         record, blob = made
         try:
@@ -344,21 +348,26 @@ class Cache(AsyncCacheAPI):
         return out
 
     def _items(self, mapping: Mapping[str, Any], ttl: TTL, stale_ttl: float | None
-               ) -> list[WriteItem]:
-        items = []
+               ) -> tuple[list[WriteItem], list[str]]:
+        """(entries to store, keys whose zero lifetime means their old value must go)."""
+        items, dead = [], []
         for key, value in mapping.items():
             made = self._make(key, value, ttl, stale_ttl)
-            if made is not None:
+            if made is None:
+                dead.append(key)
+            else:
                 items.append(WriteItem(key, made[0], made[1]))
-        return items
+        return items, dead
 
     def set_many(self, mapping: Mapping[str, Any], ttl: TTL = None, *,
                  stale_ttl: float | None = None) -> bool:
         """Store every item (one transaction on SQLite, one pipeline on Redis); False on failure."""
         start = time.perf_counter_ns()
-        items = self._items(mapping, ttl, stale_ttl)
+        items, dead = self._items(mapping, ttl, stale_ttl)
         try:
             self.backend.set_many(items)
+            for key in dead:
+                self.backend.delete(key)
         except Exception as exc:
             self._failed("set_many", exc, write=True)
             return False

@@ -69,6 +69,7 @@ class MemoryBackend:
     def set(self, key: str, record: Record, blob: bytes | None = None) -> None:
         nbytes = record[3]  # Record.nbytes, without the NamedTuple property call
         if nbytes > self.max_bytes:
+            self.delete(key)  # the old value must not outlive a write that replaced it
             raise ValueError(f"entry of {nbytes} bytes exceeds max_memory_mb")
         with self._lock:  # _store and _evict inlined: this is the DNS miss path
             data = self._data
@@ -82,10 +83,18 @@ class MemoryBackend:
 
     def set_many(self, items: Sequence[WriteItem]) -> None:
         with self._lock:
+            too_big = []
             for item in items:
                 if item.record.nbytes <= self.max_bytes:
                     self._store(item.key, item.record)
+                else:
+                    too_big.append(item.key)
+                    old = self._data.pop(item.key, None)  # no stale survivor of a refused write
+                    if old is not None:
+                        self._bytes -= old.nbytes
             self._evict()
+        if too_big:
+            raise ValueError(f"{len(too_big)} entries exceed max_memory_mb (first: {too_big[0]!r})")
 
     def _store(self, key: str, record: Record) -> None:
         old = self._data.pop(key, None)
@@ -124,7 +133,9 @@ class MemoryBackend:
 
     def purge_expired(self, now: float) -> int:
         with self._lock:
-            dead = [k for k, r in self._data.items() if r.stale_until <= now]
+            # Iterate a copy: lock-free readers move entries (move_to_end) while this runs, and
+            # iterating the live dict would fail with "mutated during iteration".
+            dead = [k for k, r in list(self._data.items()) if r.stale_until <= now]
             for key in dead:
                 self._bytes -= self._data.pop(key).nbytes
             return len(dead)
