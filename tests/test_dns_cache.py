@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -292,3 +293,43 @@ async def test_cancelled_leader_hands_the_lookup_to_a_waiter(make_dns, dns_serve
     assert leader.cancelled()
     # The leader's query, then one more by the waiter that took over: never one per waiter.
     assert dns_server.query_count("handover.test", "A") == 2
+
+
+@pytest.mark.parametrize("bad", [["a.example"], {"a": 1}, 123, None])
+async def test_a_host_name_that_is_no_str_is_a_value_error(make_dns, dns_server, bad):
+    dns = make_dns()
+    with pytest.raises(ValueError, match="str"):
+        await dns.resolve(bad)
+    assert dns_server.query_count("a.example") == 0
+
+
+class TruncatingNameserver(UDPResponder):
+    """Answers every UDP query with TC set, and accepts TCP on the same port but never answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.bind(self.sock.getsockname())
+        self.tcp.listen(8)  # connections complete in the backlog and then hear nothing
+
+    def reply(self, query: bytes) -> list[bytes]:
+        # Same id and question; QR|TC|RD, RA, NOERROR, one question, no records.
+        return [query[:2] + b"\x83\x80" + query[4:6] + bytes(6) + query[12:]]
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self.tcp.close()
+
+
+async def test_closing_during_a_tcp_fallback_fails_the_caller_instead_of_hanging():
+    with TruncatingNameserver() as server:
+        dns = DNSCache(DNSConfig(timeout_seconds=5.0), nameservers=[server.address])
+        task = asyncio.create_task(dns.resolve("big.test", "A"))
+        for _ in range(2000):  # until TCP took over from the truncated UDP answer (bounded)
+            if dns.get_stats().get("tcp_fallbacks"):
+                break
+            await asyncio.sleep(0.001)
+        assert dns.get_stats()["tcp_fallbacks"] == 1
+        await dns.aclose()
+        with pytest.raises(DNSError, match="closed"):
+            await asyncio.wait_for(task, 2.0)

@@ -86,3 +86,11 @@ def test_garbage_raises_only_parse_errors(data):
         parse_answer(data, "a.example", 1, min(len(data), 12 + 15))
     except (MalformedMessage, IndexError, struct.error):
         pass
+
+
+def test_a_cname_of_another_name_does_not_redirect_the_question():
+    r = reply("www.example")
+    r.add_answer(RR("www.example", QTYPE.A, rdata=A("192.0.2.1"), ttl=300))
+    r.add_answer(RR("other.example", QTYPE.CNAME, rdata=CNAME("x.example.net"), ttl=300))
+    answer = parse(r, "www.example", 1)
+    assert answer.addresses == ["192.0.2.1"] and answer.ttl == 300 and answer.cname_target is None

@@ -139,7 +139,10 @@ class DNSCache:
         even a stale one, can stand in.
         """
         memo = self._memo.get(rdtype)
-        key = memo.get(hostname) if memo is not None else None
+        try:
+            key = memo.get(hostname) if memo is not None else None
+        except TypeError:  # unhashable: certainly no host name
+            raise ValueError(f"host name must be a str, got {type(hostname).__name__}") from None
         if key is None:
             key = self._key(hostname, rdtype)
         if key[0] == "=":

@@ -306,6 +306,11 @@ class DNSClient:
                 query.fut.set_exception(DNSError(query.name, reason))
                 query.fut.exception()
             return
+        except asyncio.CancelledError:  # close(): the caller must hear, not wait forever
+            if not query.fut.done():
+                query.fut.set_exception(DNSError(query.name, "resolver closed"))
+                query.fut.exception()
+            raise
         finally:
             if writer is not None:
                 writer.close()

@@ -147,7 +147,7 @@ def parse_answer(data: bytes, qname: str, qtype: int, question_end: int) -> Answ
                 cnames = {}
             cnames[owner or qname] = (read_name(data, pos)[0], rr_ttl)
         pos = end
-    if cnames is None:
+    if cnames is None or qname not in cnames:  # a CNAME of some other name does not redirect qname
         negative_ttl = _negative_ttl(data, pos, nscount) if not addresses else None
         return Answer(rcode, addresses, ttl, None, negative_ttl)
     return _follow_chain(data, pos, nscount, rcode, qname, cnames, others or [])
