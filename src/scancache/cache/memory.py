@@ -133,12 +133,19 @@ class MemoryBackend:
 
     def purge_expired(self, now: float) -> int:
         with self._lock:
-            # Iterate a copy: lock-free readers move entries (move_to_end) while this runs, and
-            # iterating the live dict would fail with "mutated during iteration".
-            dead = [k for k, r in list(self._data.items()) if r.stale_until <= now]
+            dead = [k for k, r in self._snapshot() if r.stale_until <= now]
             for key in dead:
                 self._bytes -= self._data.pop(key).nbytes
             return len(dead)
+
+    def _snapshot(self) -> list[tuple[str, Record]]:
+        """The entries as a list. Lock-free readers reorder the dict (move_to_end) meanwhile, and
+        a copy can still meet one (the GIL may switch mid-copy): try again, it is rare."""
+        while True:
+            try:
+                return list(self._data.items())
+            except RuntimeError:  # "mutated during iteration"
+                continue
 
     def size(self) -> int:
         return len(self._data)
