@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import pytest
 
@@ -162,3 +163,40 @@ def test_cleanup_works_while_other_threads_read():
             t.join()
     assert removed[0] == 20_000 and cache.get_stats()["errors"] == 0
     assert len(cache) == 100
+
+
+def test_aget_or_set_from_two_event_loops_in_two_threads_never_strands_a_caller():
+    import asyncio
+
+    cache = Cache(CacheConfig())
+    started = threading.Event()
+    results: dict[str, object] = {}
+
+    async def slow_factory():
+        started.set()
+        await asyncio.sleep(0.2)
+        return "v"
+
+    def loop_a() -> None:
+        results["a"] = asyncio.run(cache.aget_or_set("k", slow_factory))
+
+    def loop_b() -> None:
+        started.wait(5)  # join while loop A's flight is running
+
+        async def call():
+            return await asyncio.wait_for(cache.aget_or_set("k", slow_factory), 3)
+
+        begun = time.monotonic()
+        try:
+            results["b"] = asyncio.run(call())
+        except BaseException as exc:  # reported by the assertion below
+            results["b"] = exc
+        # A stranded caller wakes only when its own 3 s timer fires; a served one within ~0.2 s.
+        results["b_woke_by_itself"] = time.monotonic() - begun < 2.5
+
+    threads = [threading.Thread(target=loop_a), threading.Thread(target=loop_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert results == {"a": "v", "b": "v", "b_woke_by_itself": True}

@@ -43,15 +43,19 @@ class AsyncSingleFlight:
     async def call(self, key: Any, function: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """Result of `await function(*args)` for key, shared with every caller asking meanwhile.
 
-        The lean form of run() for hot paths: no closure to build and no awaitable check.
+        The lean form of run() for hot paths: no closure to build and no awaitable check. Flights
+        are per event loop: a cache shared by threads running their own loops never hands one
+        loop's future to another (futures are not thread-safe).
         """
         flights = self._flights
+        loop = asyncio.get_running_loop()
+        key = (loop, key)
         while True:
             slot = flights.get(key)
             if slot is None:
                 break
             if slot is _NO_WAITERS:
-                slot = flights[key] = asyncio.get_running_loop().create_future()
+                slot = flights[key] = loop.create_future()
             self.joined += 1
             try:
                 return await asyncio.shield(slot)
