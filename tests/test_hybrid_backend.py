@@ -207,3 +207,18 @@ def test_redis_down_hybrid_still_serves_from_memory(fresh_redis_server, monkeypa
     assert other.get("j") == 3
     other.close()
     cache.close()
+
+
+def test_the_memory_tier_counts_decoded_bytes_not_compressed_ones(tmp_path):
+    from scancache.cache.core import Cache
+    from scancache.config import CacheConfig, CacheType
+
+    cache = Cache(CacheConfig(cache_type=CacheType.HYBRID, cache_dir=str(tmp_path), max_memory_mb=1))
+    for i in range(20):
+        assert cache.set(f"k{i}", "x" * 200_000)  # compresses to a few hundred bytes on disk
+    front = cache.backend.front
+    assert front.size_bytes() <= 1024 * 1024
+    assert front.size() <= 5  # 200 kB each decoded: at most five fit the 1 MB budget
+    assert cache.get("k0") == "x" * 200_000  # evicted from memory, still on disk
+    assert front.size_bytes() <= 1024 * 1024
+    cache.close()

@@ -139,7 +139,9 @@ class Cache(AsyncCacheAPI):
         stale_until = expires_at + stale
         if self._wants_blob:
             blob = self.codec.encode(key, value, expires_at, stale_until)
-            return _record(Record, (value, expires_at, stale_until, len(blob))), blob
+            # A hybrid's memory tier holds the decoded value: count that, not the compressed blob.
+            nbytes = self._size_of(value) if self._holds_records else len(blob)
+            return _record(Record, (value, expires_at, stale_until, nbytes)), blob
         # Sizing packs the value once: it also proves the value storable (TypeError otherwise),
         # so memory refuses exactly what the byte backends refuse.
         return _record(Record, (value, expires_at, stale_until, self._size_of(value))), None

@@ -60,7 +60,8 @@ class HybridBackend:
         except CorruptEntry:
             self.corrupt += 1
             return None
-        return Record(value, expires_at, stale_until, len(raw))
+        # The front holds the decoded value: its size, not the (maybe compressed) blob's.
+        return Record(value, expires_at, stale_until, self.codec.size_of(value))
 
     def _record(self, key: str, raw: Any) -> Record | None:
         """A Record from what the back returned; a corrupt blob is deleted there and counted."""
