@@ -112,8 +112,9 @@ def test_expired_front_copy_does_not_delete_a_newer_value_in_the_back(make_cache
     make_cache.clock.advance(5)
     assert second.set("k", "new", ttl=60)
     make_cache.clock.advance(6)
-    assert first.get("k") is None  # first's own copy expired; the back holds second's newer one
+    # first's own copy expired: it reads through to the back, which holds second's newer value
     assert first.get("k") == "new"
+    assert first.get_entry("k").is_stale is False
 
 
 def test_size_is_the_backs_and_evictions_and_bytes_are_the_fronts(make_cache):
@@ -222,3 +223,12 @@ def test_the_memory_tier_counts_decoded_bytes_not_compressed_ones(tmp_path):
     assert cache.get("k0") == "x" * 200_000  # evicted from memory, still on disk
     assert front.size_bytes() <= 1024 * 1024
     cache.close()
+
+
+def test_an_expired_front_copy_is_still_served_stale_when_the_back_has_nothing_newer(make_cache):
+    cache = make_cache()
+    assert cache.set("k", "v", ttl=10, stale_ttl=100)
+    make_cache.clock.advance(20)
+    entry = cache.get_entry("k")
+    assert entry is not None and entry.value == "v" and entry.is_stale
+    assert cache.get("k") is None

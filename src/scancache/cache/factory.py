@@ -65,4 +65,4 @@ def make_backend(config: CacheConfig, codec: Codec, *, clock: Callable[[], float
     from scancache.cache.hybrid import HybridBackend
 
     back = _redis(config, clock) if config.redis_url else _disk(config)
-    return HybridBackend(_memory(config), back, codec)
+    return HybridBackend(_memory(config), back, codec, clock)

@@ -8,7 +8,8 @@ so a value crosses the codec once per process, on the first read.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from scancache.cache.backend import Backend, Record, WriteItem
@@ -33,10 +34,12 @@ class HybridBackend:
     holds_records = True
     wants_blob = True
 
-    def __init__(self, front: MemoryBackend, back: Backend, codec: Codec) -> None:
+    def __init__(self, front: MemoryBackend, back: Backend, codec: Codec,
+                 clock: Callable[[], float] = time.time) -> None:
         self.front = front
         self.back = back
         self.codec = codec
+        self.clock = clock  # the Cache's: decides when the front's copy is too old to trust
         self.corrupt = 0
         self.back_errors = 0
         self.fills = 0
@@ -91,6 +94,20 @@ class HybridBackend:
                 found[key] = record
         return corrupt
 
+    def _newer(self, key: str, front: Record | None, back: Record | None) -> Record | None:
+        """The fresher of the front's (expired) copy and the back's record; the back's fills memory."""
+        if back is None or (front is not None and back[1] <= front[1]):
+            return front
+        self._fill(key, back)
+        return back
+
+    def _keep_newer(self, found: dict[str, Record], stale: dict[str, Record]) -> dict[str, Record]:
+        """found plus each expired front copy the back had nothing newer for."""
+        for key, record in stale.items():
+            if key not in found or found[key][1] <= record[1]:
+                found[key] = record
+        return found
+
     def _fill(self, key: str, record: Record) -> None:
         """Keep a record read from the back in memory, unless it is larger than the memory budget."""
         try:
@@ -109,34 +126,40 @@ class HybridBackend:
     # ------------------------------------------------------------------ sync API
     def get(self, key: str) -> Record | None:
         """The Record from memory, else from the back (then kept in memory). Raises if the back fails."""
-        record = self.front.get(key)
-        if record is not None:
-            return record
-        raw = self.back.get(key)
-        if raw is None:
-            return None
-        record = self._record(key, raw)
-        if record is not None:
-            self._fill(key, record)
-        return record
+        front = self.front.get(key)
+        if front is not None and self.clock() < front[1]:
+            return front
+        # Missing or expired in memory: another worker may have written a fresh value to the back.
+        try:
+            raw = self.back.get(key)
+        except Exception:
+            if front is None:
+                raise
+            self.back_errors += 1
+            return front  # stale, and the Cache front treats it so
+        return self._newer(key, front, None if raw is None else self._record(key, raw))
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
         """Memory first, then one back call (MGET on Redis) for the rest; fills memory."""
         found = self.front.get_many(keys)
+        now = self.clock()
+        stale = {k: r for k, r in found.items() if r[1] <= now}  # kept unless the back has newer
+        for key in stale:
+            del found[key]
         missing = [key for key in keys if key not in found]
         if not missing:
-            return found
+            return self._keep_newer(found, stale)
         try:
             raws = self.back.get_many(missing)
         except Exception:
-            if not found:
+            if not found and not stale:
                 raise
             self.back_errors += 1
-            return found
+            return self._keep_newer(found, stale)
         for key in self._take(found, raws):
             with contextlib.suppress(Exception):  # best effort: the next read would retry it
                 self.back.delete(key)
-        return found
+        return self._keep_newer(found, stale)
 
     def set(self, key: str, record: Record, blob: bytes | None) -> None:
         """Write-through: memory, then the back; a back failure propagates (memory keeps the value)."""
@@ -194,34 +217,39 @@ class HybridBackend:
     # ------------------------------------------------------------------ async API
     async def aget(self, key: str) -> Record | None:
         """Async get: memory inline, the back through its async API."""
-        record = self.front.get(key)
-        if record is not None:
-            return record
-        raw = await self.back.aget(key)
-        if raw is None:
-            return None
-        record = await self._arecord(key, raw)
-        if record is not None:
-            self._fill(key, record)
-        return record
+        front = self.front.get(key)
+        if front is not None and self.clock() < front[1]:
+            return front
+        try:
+            raw = await self.back.aget(key)
+        except Exception:
+            if front is None:
+                raise
+            self.back_errors += 1
+            return front
+        return self._newer(key, front, None if raw is None else await self._arecord(key, raw))
 
     async def aget_many(self, keys: Sequence[str]) -> dict[str, Record]:
         """Async get_many: memory inline, the rest in one async back call."""
         found = self.front.get_many(keys)
+        now = self.clock()
+        stale = {k: r for k, r in found.items() if r[1] <= now}  # kept unless the back has newer
+        for key in stale:
+            del found[key]
         missing = [key for key in keys if key not in found]
         if not missing:
-            return found
+            return self._keep_newer(found, stale)
         try:
             raws = await self.back.aget_many(missing)
         except Exception:
-            if not found:
+            if not found and not stale:
                 raise
             self.back_errors += 1
-            return found
+            return self._keep_newer(found, stale)
         for key in self._take(found, raws):
             with contextlib.suppress(Exception):
                 await self.back.adelete(key)
-        return found
+        return self._keep_newer(found, stale)
 
     async def aset(self, key: str, record: Record, blob: bytes | None) -> None:
         """Async write-through."""
