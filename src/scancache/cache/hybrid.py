@@ -178,17 +178,9 @@ class HybridBackend:
         return bool(self.back.delete(key)) or in_front
 
     def discard(self, key: str, raw: Any) -> None:
-        """Drop an expired Record from memory and from the back unless the back holds a newer one.
-
-        Cost: one extra back read (expiry only); another process may have refreshed the key.
-        """
+        """Drop a dead Record from memory only. The back expires it by itself (Redis PX, SQLite's
+        purge), and asking it here would put a network round trip on reads, event loop included."""
         self.front.discard(key, raw)
-        blob = self.back.get(key)
-        if blob is None:
-            return
-        record = self._record(key, blob)
-        if record is not None and record.stale_until <= raw.stale_until:
-            self.back.discard(key, blob)
 
     def clear(self) -> int:
         """Clear both; returns how many entries the back held (memory holds a subset)."""
