@@ -139,6 +139,8 @@ def test_corrupt_blob_in_the_back_is_a_miss_deleted_and_counted(make_cache):
     hybrid(cache).back.set("j", Record(None, now + 60, now + 60, 8), b"garbage!")
     assert cache.get_many(["j"]) == {}
     assert hybrid(cache).corrupt == 2
+    stats = cache.get_stats()
+    assert stats["corrupt"] == 2 and stats["errors"] >= 2
 
 
 def test_unsigned_back_entry_is_refused_by_a_signing_cache(make_cache):

@@ -416,6 +416,10 @@ class Cache(AsyncCacheAPI):
             size_bytes=int(self._safe(self.backend.size_bytes) or 0),
             evictions=int(getattr(self.backend, "evictions", 0)),
         )
+        # A backend that meets bad entries or failures on its own (hybrid's back tier) reports them.
+        stats["corrupt"] += int(getattr(self.backend, "corrupt", 0))
+        stats["errors"] += int(getattr(self.backend, "corrupt", 0)) + int(
+            getattr(self.backend, "back_errors", 0))
         stats["backend"] = self.config.cache_type.value
         stats["inflight_joined"] = self.inflight_joined
         return stats
