@@ -83,3 +83,10 @@ def test_bad_files_are_value_errors_that_say_where(tmp_path, name, text, match):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_a_bad_value_names_the_file_and_the_section(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[dns]\nmax_size = -1\n")
+    with pytest.raises(ValueError, match=r"bad\.toml: \[dns\]: max_size"):
+        load_config(path)

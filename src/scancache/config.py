@@ -65,7 +65,7 @@ def config_from_mapping(config_type: type[_C], data: Any, section: str) -> _C:
         raise ValueError(f"[{section}]: unknown setting(s) {', '.join(map(str, unknown))}")
     try:
         return config_type(**data)
-    except TypeError as exc:  # wrong types that the dataclass itself rejects
+    except (TypeError, ValueError) as exc:  # wrong types, or a value __post_init__ refused
         raise ValueError(f"[{section}]: {exc}") from None
 
 
@@ -283,12 +283,17 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ScancacheConfig:
 
     shared = sections["cache"]
     cache_fields = {f.name for f in fields(CacheConfig)}
-    cache = CacheConfig.from_mapping(dict(shared), section="cache")
-    dns = DNSConfig.from_mapping({**{k: v for k, v in shared.items() if k in cache_fields},
-                                  **sections["dns"]}, section="dns")
-    vulndb = VulnDBConfig.from_mapping({**{k: v for k, v in shared.items() if k in cache_fields},
-                                        **sections["vulndb"]}, section="vulndb")
-    lazy = LazyLoadConfig.from_mapping(sections["lazy"], section="lazy")
+    try:
+        cache = CacheConfig.from_mapping(dict(shared), section="cache")
+        dns = DNSConfig.from_mapping({**{k: v for k, v in shared.items() if k in cache_fields},
+                                      **sections["dns"]}, section="dns")
+        vulndb = VulnDBConfig.from_mapping({**{k: v for k, v in shared.items() if k in cache_fields},
+                                            **sections["vulndb"]}, section="vulndb")
+        lazy = LazyLoadConfig.from_mapping(sections["lazy"], section="lazy")
+    except ValueError as exc:
+        if path is None:
+            raise
+        raise ValueError(f"config file {path}: {exc}") from None
     return ScancacheConfig(cache=cache, dns=dns, vulndb=vulndb, lazy=lazy)
 
 
