@@ -429,3 +429,28 @@ def test_redis_server_restart_keeps_the_port_and_kills_on_exit():
         assert server.ping()
         pid = server.pid
     assert pid is not None and not os.path.exists(f"/proc/{pid}")
+
+
+async def test_after_the_cool_down_one_call_probes_a_hung_server_and_the_rest_fail_fast(
+        fresh_redis_server):
+    cache = Cache(CacheConfig(cache_type=CacheType.REDIS, redis_url=fresh_redis_server.url,
+                              redis_timeout_seconds=0.5))
+    await cache.aset("k", 1)
+    fresh_redis_server.pause()
+    try:
+        assert await cache.aget("k") is None  # times out and opens the breaker
+        backend = cache.backend
+        while not backend.available:  # wait out the cool-down (bounded by the breaker itself)
+            await asyncio.sleep(0.01)
+
+        async def timed_read() -> float:
+            started = time.perf_counter()
+            assert await cache.aget("k") is None
+            return time.perf_counter() - started
+
+        took = await asyncio.gather(*(timed_read() for _ in range(20)))
+        assert sum(t > 0.4 for t in took) == 1  # the single probe waited for the timeout
+        assert sum(t < 0.1 for t in took) == 19  # everyone else was told at once
+    finally:
+        fresh_redis_server.resume()
+    await cache.aclose()

@@ -90,11 +90,13 @@ class RedisBackend(ByteBackendBase):
 
     # ------------------------------------------------------------------ circuit breaker
     def _check_breaker(self) -> None:
-        """Raise RedisUnavailable during a cool-down; after it, close the breaker for this call."""
-        if time.monotonic() < self._open_until:
+        """Raise RedisUnavailable during a cool-down. After it, this one call probes Redis (half
+        open): the others keep failing fast until the probe answers or times out."""
+        now = time.monotonic()
+        if now < self._open_until:
             raise RedisUnavailable(
                 f"redis at {self.display_url} failed less than {self.cooldown_seconds} s ago")
-        self._open_until = 0.0  # cool-down over: let this call try Redis
+        self._open_until = now + self.cooldown_seconds + self.timeout_seconds
 
     def _trip(self, exc: BaseException) -> None:
         """Open the breaker for cooldown_seconds after a failure that says the server is sick."""
@@ -110,25 +112,33 @@ class RedisBackend(ByteBackendBase):
 
     def _run(self, operation: Callable[[Any], Any]) -> Any:
         """operation(sync client) behind the breaker: fail fast while open, trip on connection errors."""
-        if self._open_until:
+        probe = bool(self._open_until)
+        if probe:
             self._check_breaker()
         try:
-            return operation(self._clients.sync())
+            result = operation(self._clients.sync())
         except _TRIP_ERRORS as exc:
             self._trip(exc)
             raise
+        if probe:
+            self._open_until = 0.0  # the probe got through: Redis is back for everyone
+        return result
 
     async def _arun(self, operation: Callable[[Any], Awaitable[Any]]) -> Any:
         """await operation(this loop's client) behind the breaker and the loop's concurrency gate."""
         state = self._clients.for_running_loop()
         async with state.gate:
-            if self._open_until:
+            probe = bool(self._open_until)
+            if probe:
                 self._check_breaker()
             try:
-                return await operation(state.client)
+                result = await operation(state.client)
             except _TRIP_ERRORS as exc:
                 self._trip(exc)
                 raise
+            if probe:
+                self._open_until = 0.0  # the probe got through: Redis is back for everyone
+            return result
 
     # ------------------------------------------------------------------ operations (sync or async)
     def _mget(self, client: Any, keys: Sequence[str]) -> Any:
