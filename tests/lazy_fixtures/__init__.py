@@ -69,11 +69,16 @@ class FixtureModules:
         return self.write(stem, f"HALF = True\n\ndef helper():\n    return 1\n\nraise {exc}\n")
 
     def circular(self, stem: str = "circ") -> tuple[str, str]:
-        """Two modules that import each other at top level and use each other only in functions."""
+        """Two modules that import each other at top level and use each other only in functions.
+
+        Each sleeps before importing the other, so two threads importing one each are sure to hold
+        both module locks at once: the deadlock a loader must survive. (Importing the other module
+        first would add CPython 3.11's own race, where one thread can get _DeadlockError.)
+        """
         a_name, b_name = f"{self.prefix}_{stem}_a", f"{self.prefix}_{stem}_b"
-        self.write(f"{stem}_a", f"import time\nimport {b_name}\ntime.sleep(0.05)\n"
+        self.write(f"{stem}_a", f"import time\ntime.sleep(0.05)\nimport {b_name}\n"
                                 f"def ping():\n    return {b_name}.pong() + 1\n")
-        self.write(f"{stem}_b", f"import time\nimport {a_name}\ntime.sleep(0.05)\n"
+        self.write(f"{stem}_b", f"import time\ntime.sleep(0.05)\nimport {a_name}\n"
                                 "def pong():\n    return 1\n")
         return a_name, b_name
 
