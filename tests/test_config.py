@@ -90,3 +90,15 @@ def test_a_bad_value_names_the_file_and_the_section(tmp_path):
     path.write_text("[dns]\nmax_size = -1\n")
     with pytest.raises(ValueError, match=r"bad\.toml: \[dns\]: max_size"):
         load_config(path)
+
+
+def test_a_cache_namespace_does_not_merge_the_components_keyspaces(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[cache]\nnamespace = "prod"\n')
+    config = load_config(path)
+    from scancache.dns.cache import as_dns_config
+    from scancache.vulndb.cache import VulnerabilityDBCache
+
+    assert config.cache.namespace == "prod"
+    assert as_dns_config(config.dns).namespace == "dns"
+    assert VulnerabilityDBCache(config.vulndb).config.namespace == "vulndb"

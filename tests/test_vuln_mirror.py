@@ -164,3 +164,14 @@ def test_an_archive_without_records_does_not_wipe_the_mirror(mirror, tmp_path):
     with pytest.raises(ValueError, match="no OSV records"):
         mirror.import_dump(wrong)
     assert len(mirror) == before
+
+
+def test_a_dump_that_repeats_an_id_keeps_the_first_and_counts_the_rest(tmp_path, osv_records):
+    record = next(iter(osv_records.values()))
+    other = copy.deepcopy(record)
+    other["summary"] = "a second copy"
+    with pytest.warns(UserWarning, match="Duplicate name"):  # zipfile's own note on the repeat
+        dump = all_zip_bytes([record, other])
+    with OSVMirror(tmp_path / "m.sqlite3") as mirror:
+        report = mirror.import_dump(dump)
+        assert (report.added, report.skipped) == (1, 1) and len(mirror) == 1

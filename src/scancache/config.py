@@ -282,7 +282,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ScancacheConfig:
         sections[name].update(body)
 
     shared = sections["cache"]
-    cache_fields = {f.name for f in fields(CacheConfig)}
+    # Every [cache] setting is a default for the components, except the namespace: DNS and vulndb
+    # keep their own ("dns", "vulndb") so sharing one store never mixes (or clears) each other's keys.
+    cache_fields = {f.name for f in fields(CacheConfig)} - {"namespace"}
     try:
         cache = CacheConfig.from_mapping(dict(shared), section="cache")
         dns = DNSConfig.from_mapping({**{k: v for k, v in shared.items() if k in cache_fields},

@@ -131,6 +131,9 @@ class OSVMirror:
                     except (ValueError, KeyError, TypeError):
                         skipped += 1
                         continue
+                    if vuln_id in seen:  # the same id twice in one dump: the first one stands
+                        skipped += 1
+                        continue
                     seen.add(vuln_id)
                     if known.get(vuln_id) == modified:
                         unchanged += 1
