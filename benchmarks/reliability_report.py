@@ -27,9 +27,7 @@ import json
 import logging
 import os
 import random
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,37 +37,23 @@ from typing import Any
 
 from scancache.cache.core import Cache
 from scancache.config import CacheConfig, CacheType
+from scancache.testing.crash_worker import kill_mid_write, spawn
 
 #: One row of the table: kind, faults injected, operations, errors surfaced, writes lost, note.
 Row = dict[str, Any]
 
 
 
-def _spawn(cache_dir: Path, role: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "scancache.testing.crash_worker", str(cache_dir), role],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-
-
 def sqlite_campaign(kills: int, rng: random.Random) -> list[Row]:
     """kill -9 `kills` writer processes mid-write beside a survivor; count what was lost."""
     with tempfile.TemporaryDirectory(prefix="scancache-crash-") as tmp:
         cache_dir = Path(tmp)
-        survivor = _spawn(cache_dir, "survivor")
+        survivor = spawn(cache_dir, "survivor")
         acknowledged: list[str] = []
         victim_ops = 0
         try:
             for kill in range(kills):
-                writer = _spawn(cache_dir, f"victim{kill}")
-                assert writer.stdout is not None
-                for _ in range(rng.randrange(20, 400)):  # a random point of its write stream
-                    line = writer.stdout.readline()
-                    if not line:
-                        break
-                    acknowledged.append(line.strip())
-                os.kill(writer.pid, signal.SIGKILL)
-                writer.wait(10)
-                acknowledged.extend(k for k in writer.stdout.read().split() if k.startswith("victim"))
-                writer.stdout.close()
+                acknowledged += kill_mid_write(cache_dir, f"victim{kill}", rng)
             victim_ops = 2 * len(acknowledged)  # a set and a get per acknowledged key, at least
         finally:
             (cache_dir / "stop").touch()

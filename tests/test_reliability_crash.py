@@ -11,51 +11,27 @@ import importlib.util
 import json
 import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from scancache.cache.core import Cache
 from scancache.config import CacheConfig, CacheType
+from scancache.testing.crash_worker import kill_mid_write, spawn
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("scancache.cache.sqlite") is None,
                                 reason="SQLite backend not written yet")
 KILLS = 60 if os.environ.get("SCANCACHE_LONG") else 8
 
 
-
-def _spawn(cache_dir: Path, role: str, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "scancache.testing.crash_worker", str(cache_dir), role,
-                             str(seconds)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.mark.slow
 def test_kill_9_mid_write_loses_no_acknowledged_write(tmp_path):
     rng = random.Random(1234)
-    survivor = _spawn(tmp_path, "survivor", 300)
+    survivor = spawn(tmp_path, "survivor", 300, capture_stderr=True)
     acknowledged: list[str] = []
     try:
         for kill in range(KILLS):
-            writer = _spawn(tmp_path, f"victim{kill}", 300)
-            assert writer.stdout is not None
-            for _ in range(rng.randrange(20, 400)):  # kill at a random point of its write stream
-                line = writer.stdout.readline()
-                if not line:
-                    break
-                acknowledged.append(line.strip())
-            os.kill(writer.pid, signal.SIGKILL)
-            writer.wait(10)
-            # Lines already in the pipe were acknowledged before the kill too.
-            acknowledged.extend(k for k in writer.stdout.read().split() if k.startswith("victim"))
-            writer.stdout.close()
-            assert writer.stderr is not None
-            writer.stderr.close()
-            assert writer.returncode == -signal.SIGKILL
+            acknowledged += kill_mid_write(tmp_path, f"victim{kill}", rng)
     finally:
         (tmp_path / "stop").touch()
         out, err = survivor.communicate(timeout=60)

@@ -10,14 +10,46 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from scancache.cache.core import Cache
 from scancache.config import CacheConfig, CacheType
 
-__all__ = ["main"]
+__all__ = ["kill_mid_write", "main", "spawn"]
+
+
+def spawn(cache_dir: str | Path, role: str, seconds: float = 3600.0, *, capture_stderr: bool = False
+          ) -> subprocess.Popen[str]:
+    """Start a worker writing to the cache in cache_dir; its stdout lists what it acknowledged."""
+    return subprocess.Popen([sys.executable, "-m", "scancache.testing.crash_worker", str(cache_dir), role,
+                             str(seconds)], stdout=subprocess.PIPE, text=True,
+                            stderr=subprocess.PIPE if capture_stderr else subprocess.DEVNULL)
+
+
+def kill_mid_write(cache_dir: str | Path, role: str, rng: random.Random) -> list[str]:
+    """Start a worker, SIGKILL it at a random point of its write stream, return every key it had
+    acknowledged (those read before the kill and those already in the pipe)."""
+    writer = spawn(cache_dir, role)
+    assert writer.stdout is not None
+    acknowledged = []
+    for _ in range(rng.randrange(20, 400)):
+        line = writer.stdout.readline()
+        if not line:
+            break
+        acknowledged.append(line.strip())
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait(10)
+    acknowledged.extend(k for k in writer.stdout.read().split() if k.startswith(role + "-"))
+    writer.stdout.close()
+    if writer.returncode != -signal.SIGKILL:
+        raise RuntimeError(f"worker {role} ended by itself (exit {writer.returncode}) before the kill")
+    return acknowledged
 
 
 def main(argv: list[str] | None = None) -> int:
