@@ -35,6 +35,7 @@ class AsyncCacheAPI:
     get_entry: Callable[..., Any]
     cleanup: Callable[..., int]
     _classify: Callable[..., Any]
+    _entry: Callable[..., CacheEntry | None]
     _make: Callable[..., Any]
     _items: Callable[..., Any]
     _collect: Callable[..., Any]
@@ -73,11 +74,7 @@ class AsyncCacheAPI:
         except Exception as exc:
             self._failed("aget", exc, misses=1)
             return None
-        if raw is None:
-            self.stats.misses += 1
-            return None
-        entry = self._classify(key, raw, self.clock(), True, allow_stale)
-        return None if entry is _MISSING else entry
+        return self._entry(key, raw, allow_stale)
 
     async def aset(self, key: str, value: Any, ttl: TTL = None, *,
                    stale_ttl: float | None = None) -> bool:

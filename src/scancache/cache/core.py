@@ -258,6 +258,10 @@ class Cache(AsyncCacheAPI):
         except Exception as exc:
             self._failed("get", exc, misses=1)
             return None
+        return self._entry(key, raw, allow_stale)
+
+    def _entry(self, key: str, raw: Any, allow_stale: bool) -> CacheEntry | None:
+        """The CacheEntry for what the backend returned (None: a counted miss); sync and async."""
         if raw is None:
             self.stats.misses += 1
             return None
