@@ -208,7 +208,7 @@ async def dns_campaign(bursts: int, names_per_burst: int = 50) -> list[Row]:
             for burst in range(bursts):
                 kind, row = kinds[burst % len(kinds)], totals[kinds[burst % len(kinds)]]
                 version = burst + 1  # each burst's fresh answer differs, to tell fresh from stale
-                expected_now = {n: dns.cache.get_entry(f"{n}/A").value[0] for n in names}
+                expected_now = {n: dns.cache.get_entry(dns.cache_key(n, "A")).value[0] for n in names}
                 getattr(server, kind)()
                 for i, name in enumerate(names):  # what healing must bring (truncation: TCP has it)
                     server.set_records(name, "A", [f"198.51.{100 + version % 100}.{i}"], ttl=60)

@@ -132,8 +132,9 @@ def test_resolve_jsonl_then_served_from_the_disk_cache(dns: LoopbackDNSServer,
                                                        env: dict[str, str]) -> None:
     done = run_cli("resolve", "--nameserver", dns.address, "a.test", "b.test", env=env)
     assert done.returncode == 0, done.stderr
-    rows = {row["name"]: row for row in map(json.loads, done.stdout.splitlines())}
+    rows = {row["host"]: row for row in map(json.loads, done.stdout.splitlines())}
     assert sorted(rows["a.test"]["addresses"]) == ["192.0.2.1", "2001:db8::1"]
+    assert rows["a.test"]["status"] == "NOERROR" and rows["a.test"]["cached"] is False
     assert rows["b.test"]["addresses"] == ["192.0.2.2"]
     sent = dns.total_queries
     assert sent >= 2
@@ -151,22 +152,23 @@ def test_resolve_table_from_file_in_input_order(dns: LoopbackDNSServer, env: dic
                    "--nameserver", dns.address, env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "ADDRESSES"]
+    assert lines[0].split() == ["NAME", "STATUS", "ANSWERS"]
     assert [line.split()[0] for line in lines[1:]] == ["b.test", "a.test"]
-    assert lines[2].split()[1:] == ["192.0.2.1"]  # A only
+    assert lines[2].split()[1:] == ["NOERROR", "192.0.2.1"]  # A only
 
 
 def test_resolve_names_from_stdin(dns: LoopbackDNSServer, env: dict[str, str]) -> None:
     done = run_cli("resolve", "-i", "-", "--nameserver", dns.address, env=env, stdin="a.test\n")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["name"] == "a.test"
+    assert json.loads(done.stdout)["host"] == "a.test"
 
 
 def test_resolve_failure_exits_1_and_reports_it(dns: LoopbackDNSServer, env: dict[str, str]) -> None:
     done = run_cli("resolve", "--nameserver", dns.address, "a.test", "broken.test", env=env)
     assert done.returncode == 1
-    rows = {row["name"]: row for row in map(json.loads, done.stdout.splitlines())}
+    rows = {row["host"]: row for row in map(json.loads, done.stdout.splitlines())}
     assert "SERVFAIL" in rows["broken.test"]["error"]
+    assert rows["broken.test"]["status"] == "SERVFAIL"
     assert rows["a.test"]["addresses"]
 
 

@@ -13,6 +13,11 @@ from scancache.dns.config import DNSConfig
 from scancache.errors import DNSError
 
 
+def ttl_left(dns, name: str, rdtype: str = "A") -> float:
+    """Seconds the cached answer of (name, rdtype) has left on dns's clock."""
+    return dns.cache.get_entry(dns.cache_key(name, rdtype)).ttl_remaining(dns._clock())
+
+
 async def test_answer_lives_for_its_record_ttl(make_dns, dns_server, dns_clock):
     dns_server.set_records("ttl.test", "A", ["192.0.2.10"], ttl=60)
     dns = make_dns()
@@ -31,7 +36,7 @@ async def test_record_ttl_is_clamped(make_dns, dns_server, record_ttl, expected)
     dns_server.set_records("clamp.test", "A", ["192.0.2.20"], ttl=record_ttl)
     dns = make_dns(min_ttl_seconds=5, ttl_seconds=3600)
     await dns.resolve("clamp.test", "A")
-    entry = dns.cache.get_entry("clamp.test/A")
+    entry = dns.cache.get_entry(dns.cache_key("clamp.test", "A"))
     assert entry is not None
     assert entry.ttl_remaining(dns._clock()) == pytest.approx(expected)
 
@@ -65,10 +70,10 @@ async def test_negative_ttl_clamped_and_soa_ttl_bounds_it(make_dns, dns_server):
     dns = make_dns(negative_ttl_seconds=120, min_ttl_seconds=5)
     dns_server.set_soa(minimum=10_000, ttl=10_000)
     await dns.resolve("gone1.test", "A")
-    assert dns.cache.get_entry("gone1.test/A").ttl_remaining(dns._clock()) == pytest.approx(120)
+    assert ttl_left(dns, "gone1.test") == pytest.approx(120)
     dns_server.set_soa(minimum=10_000, ttl=40)  # the SOA record's own TTL is the smaller one
     await dns.resolve("gone2.test", "A")
-    assert dns.cache.get_entry("gone2.test/A").ttl_remaining(dns._clock()) == pytest.approx(40)
+    assert ttl_left(dns, "gone2.test") == pytest.approx(40)
 
 
 @pytest.mark.parametrize(("mode", "reason"), [("servfail", "SERVFAIL"), ("refuse", "REFUSED"),
@@ -80,7 +85,7 @@ async def test_upstream_failure_without_cache_raises_dns_error(make_dns, dns_ser
         await dns.resolve("broken.test")
     assert info.value.name == "broken.test"
     assert info.value.reason == reason
-    assert dns.cache.get_entry("broken.test") is None
+    assert dns.cache.get_entry(dns.cache_key("broken.test")) is None
 
 
 @pytest.mark.parametrize("mode", ["servfail", "drop"])
@@ -180,7 +185,7 @@ async def test_cname_chain_in_one_answer_uses_shortest_ttl(make_dns, dns_server)
     dns_server.add_cname("alias.test", "mid.test", ttl=200)
     dns = make_dns()
     assert await dns.resolve("alias.test", "A") == ["192.0.2.80"]
-    assert dns.cache.get_entry("alias.test/A").ttl_remaining(dns._clock()) == pytest.approx(45)
+    assert ttl_left(dns, "alias.test") == pytest.approx(45)
     assert dns_server.query_count("alias.test", "A") == 1
     assert dns_server.query_count("target.test", "A") == 0
 
@@ -191,7 +196,7 @@ async def test_cname_left_open_is_followed(make_dns, dns_server):
     dns = make_dns()
     assert await dns.resolve("open.test", "A") == ["192.0.2.81"]
     assert dns_server.query_count("far.test", "A") == 1
-    assert dns.cache.get_entry("open.test/A").ttl_remaining(dns._clock()) == pytest.approx(25)
+    assert ttl_left(dns, "open.test") == pytest.approx(25)
 
 
 async def test_cname_loop_is_an_error_not_a_hang(make_dns, dns_server):
@@ -243,7 +248,7 @@ async def test_a_answered_aaaa_failed_returns_a_briefly(make_dns, dns_server, dn
     dns = make_dns(min_ttl_seconds=5)
     dns_server.servfail("half.test", "AAAA")
     assert await dns.resolve("half.test") == ["192.0.2.110"]
-    entry = dns.cache.get_entry("half.test")
+    entry = dns.cache.get_entry(dns.cache_key("half.test"))
     assert entry.ttl_remaining(dns_clock()) == pytest.approx(5)  # partial: ask again soon
     dns_server.servfail("half.test", "A")
     dns_clock.advance(6)
@@ -252,7 +257,7 @@ async def test_a_answered_aaaa_failed_returns_a_briefly(make_dns, dns_server, dn
     dns_server.heal()
     dns_clock.advance(6)
     assert await dns.resolve("half.test") == ["192.0.2.110"]
-    entry = dns.cache.get_entry("half.test")
+    entry = dns.cache.get_entry(dns.cache_key("half.test"))
     assert entry.ttl_remaining(dns_clock()) == pytest.approx(60)  # AAAA NODATA: SOA minimum 60
 
 
@@ -262,7 +267,7 @@ async def test_negative_answer_without_soa_is_kept_briefly(dns_clock):
                        nameservers=[server.address], clock=dns_clock)
         try:
             assert await dns.resolve("nosoa.test", "A") == []
-            assert dns.cache.get_entry("nosoa.test/A").ttl_remaining(dns_clock()) == pytest.approx(5)
+            assert ttl_left(dns, "nosoa.test") == pytest.approx(5)
         finally:
             await dns.aclose()
 

@@ -57,7 +57,7 @@ async def test_system_resolver_for_localhost(monkeypatch):
         stats = dns.get_stats()
         assert stats["nameservers"] == ["system"]
         assert stats["upstream_queries"] == 1 and stats["hits"] == 1
-        entry = dns.cache.get_entry("localhost")
+        entry = dns.cache.get_entry(dns.cache_key("localhost"))
         assert entry.ttl_remaining(dns.cache.clock()) == pytest.approx(120, abs=1)  # no TTL: default
 
 

@@ -1,4 +1,9 @@
-"""`scancache resolve NAME... | -i FILE`: resolve host names through the DNS cache."""
+"""`scancache resolve NAME... | -i FILE`: resolve host names through the DNS cache.
+
+Every name gets one output row: its status (NOERROR, NXDOMAIN, SERVFAIL, ...), its records with
+TTLs, the resolver that answered and whether the cache did. A bad line in -i FILE is reported with
+its line number and skipped; the run goes on and exits 1 at the end, so no input is silently lost.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from scancache.cli._common import (
@@ -15,17 +21,64 @@ from scancache.cli._common import (
     progress,
     progress_wanted,
     read_lines,
+    read_text,
 )
 from scancache.cli._components import open_dns, validate_names
 
-__all__ = ["run", "collect_names", "resolve_names"]
+__all__ = ["run", "collect_names", "resolve_names", "numbered_names"]
 
 #: Runs with at least this many names draw a progress bar on a terminal (short ones finish at once).
 PROGRESS_MIN_NAMES = 50
 
 
+def numbered_names(path: str) -> Iterator[tuple[int, str]]:
+    """(line number, name) for each meaningful line of path: stripped, no blanks or '#' comments."""
+    text = read_text(path, "names file")
+    for number, line in enumerate(text.splitlines(), 1):
+        name = line.split("#", 1)[0].strip()
+        if name:
+            yield number, name
+
+
+class _Invalid:
+    """A name that failed validation: reported in the output, never sent anywhere."""
+
+    def __init__(self, name: str, reason: str, where: str) -> None:
+        self.name, self.reason, self.where = name, reason, where
+
+    def row(self) -> dict[str, Any]:
+        return {"host": self.name, "status": "INVALID", "error": f"{self.where}: {self.reason}"}
+
+
+def checked_names(args: argparse.Namespace) -> tuple[list[str], list[_Invalid]]:
+    """(valid names, each once, first spelling kept; invalid lines of -i FILE with line numbers).
+
+    A bad name on the command line is a usage error (exit 2, nothing sent); a bad line in a file is
+    reported and skipped, so one typo in a million-line list does not stop the run.
+    """
+    from scancache.dns.names import ip_literal, normalise_name
+
+    names = validate_names(list(args.names)) if args.names else []
+    invalid: list[_Invalid] = []
+    if args.input:
+        seen = {ip_literal(n) or normalise_name(n) for n in names}
+        source = "<stdin>" if args.input == "-" else args.input
+        for number, name in numbered_names(args.input):
+            try:
+                key = ip_literal(name) or normalise_name(name)
+            except ValueError as exc:
+                invalid.append(_Invalid(name, str(exc), f"{source}:{number}"))
+                continue
+            if key not in seen:
+                seen.add(key)
+                names.append(name)
+    if not names and not invalid:
+        raise CommandError("no names to resolve (give NAME... or -i FILE)")
+    return names, invalid
+
+
 def collect_names(args: argparse.Namespace) -> list[str]:
-    """The names from the command line and -i FILE, checked, each name once."""
+    """The names from the command line and -i FILE, checked, each name once (CommandError if bad)."""
     names = list(args.names)
     if args.input:
         names += read_lines(args.input, "names file")
@@ -47,46 +100,67 @@ async def resolve_names(dns: Any, names: list[str], *, concurrency: int, rdtype:
     return results
 
 
-def _jsonl(name: str, result: Any) -> str:
-    if isinstance(result, list):
-        return json.dumps({"name": name, "addresses": result})
-    return json.dumps({"name": name, "error": getattr(result, "reason", str(result))})
+def _row(name: str, result: Any, rdtype: str | None) -> dict[str, Any]:
+    """The JSON object of one name: a DNSResult's, or its error's (status SERVFAIL, TIMEOUT ...)."""
+    if isinstance(result, _Invalid):
+        return result.row()
+    if hasattr(result, "as_dict"):
+        return result.as_dict()
+    reason = getattr(result, "reason", str(result))
+    status = reason if reason in ("SERVFAIL", "REFUSED", "FORMERR", "NOTIMP") else "ERROR"
+    if reason == "timeout":
+        status = "TIMEOUT"
+    return {"host": name, "type": rdtype or "A,AAAA", "status": status, "error": reason}
 
 
-def _table(names: list[str], results: dict[str, Any]) -> str:
-    """One row a name, in input order: its addresses or its error."""
-    rows = [("NAME", "ADDRESSES")]
-    for name in names:
-        result = results.get(name)
-        if isinstance(result, list):
-            text = ", ".join(result) if result else "(no addresses)"
+def _table(rows: list[dict[str, Any]]) -> str:
+    """One row a name, in input order: status and answers (or the error)."""
+    lines = [("NAME", "STATUS", "ANSWERS")]
+    for row in rows:
+        if "error" in row:
+            text = f"error: {row['error']}"
         else:
-            text = f"error: {getattr(result, 'reason', result)}"
-        rows.append((name, text))
-    return "\n".join(format_table(rows))
+            text = ", ".join(a["data"] for a in row["answers"]) or "(no records)"
+        lines.append((row["host"], row["status"], text))
+    return "\n".join(format_table(lines))
 
 
 async def _run(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     settings = load_settings(args)
     dns = open_dns(settings, args.nameserver)
     show = progress_wanted(args) and (args.progress or len(names) >= PROGRESS_MIN_NAMES)
-
-    def stream(name: str, result: Any) -> None:
-        sys.stdout.write(_jsonl(name, result) + "\n")
-
+    results: dict[str, Any] = {}
+    jsonl = args.format == "jsonl"
+    write = sys.stdout.write
     try:
-        return await resolve_names(dns, names, concurrency=args.concurrency, rdtype=args.rdtype,
-                                   show_progress=show,
-                                   on_result=stream if args.format == "jsonl" else None)
+        with progress(show, "resolving", len(names)) as bar:
+            async for name, result in dns.query_many(names, concurrency=args.concurrency,
+                                                     rdtype=args.rdtype):
+                if jsonl:
+                    write(json.dumps(_row(name, result, args.rdtype)) + "\n")
+                    results[name] = not hasattr(result, "as_dict")  # only whether it failed
+                else:
+                    results[name] = result
+                bar.advance()
     finally:
         await dns.aclose()
+    return results
 
 
 def run(args: argparse.Namespace) -> int:
-    """Resolve every name; exit 1 when some name could not be resolved (its error is in the output)."""
-    names = collect_names(args)
-    results = asyncio.run(_run(args, names))
+    """Resolve every name; exit 1 when some name could not be resolved or a line of -i FILE was bad
+    (each is in the output and, for bad lines, on stderr with its line number)."""
+    names, invalid = checked_names(args)
+    for bad in invalid:
+        print(f"scancache: warning: {bad.where}: bad host name {bad.name!r}: {bad.reason}",
+              file=sys.stderr)
+    results = asyncio.run(_run(args, names)) if names else {}
     if args.format == "table":
-        print(_table(names, results))
-    failed = [n for n, r in results.items() if not isinstance(r, list)]
-    return 1 if failed else 0
+        rows = [_row(name, results[name], args.rdtype) for name in names]
+        print(_table(rows + [bad.row() for bad in invalid]))
+        failed = any("error" in row for row in rows)
+    else:
+        for bad in invalid:
+            sys.stdout.write(json.dumps(bad.row()) + "\n")
+        failed = any(results.values())
+    return 1 if failed or invalid else 0

@@ -1,4 +1,4 @@
-"""resolve_many: stream the answers for a large list of names with bounded concurrency.
+"""resolve_many and query_many: stream the answers for a large list of names with bounded concurrency.
 
 A fixed pool of `concurrency` worker tasks (not one task per name) pulls names and appends results
 to a deque the caller drains (cheaper than asyncio.Queue's coroutines); a slow consumer pauses the
@@ -9,30 +9,48 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scancache.errors import DNSError
 
 if TYPE_CHECKING:
     from scancache.dns.cache import DNSCache
+    from scancache.dns.result import DNSResult
 
-__all__ = ["resolve_many"]
+__all__ = ["resolve_many", "query_many", "stream"]
+
+T = TypeVar("T")
 
 
-async def resolve_many(dns: DNSCache, names: Iterable[str], *, concurrency: int = 256,
-                       rdtype: str | None = None, progress: Callable[[int, int], Any] | None = None
-                       ) -> AsyncIterator[tuple[str, list[str] | DNSError]]:
+def resolve_many(dns: DNSCache, names: Iterable[str], *, concurrency: int = 256,
+                 rdtype: str | None = None, progress: Callable[[int, int], Any] | None = None
+                 ) -> AsyncIterator[tuple[str, list[str] | DNSError]]:
     """(name, addresses | DNSError) for each name as it completes; see DNSCache.resolve_many."""
+    return stream(dns.resolve, names, concurrency=concurrency, rdtype=rdtype, progress=progress)
+
+
+def query_many(dns: DNSCache, names: Iterable[str], *, concurrency: int = 256,
+               rdtype: str | None = None, progress: Callable[[int, int], Any] | None = None
+               ) -> AsyncIterator[tuple[str, DNSResult | DNSError]]:
+    """(name, DNSResult | DNSError) for each name as it completes; see DNSCache.query_many."""
+    return stream(dns.query, names, concurrency=concurrency, rdtype=rdtype, progress=progress)
+
+
+async def stream(lookup: Callable[[str, str | None], Awaitable[T]], names: Iterable[str], *,
+                 concurrency: int = 256, rdtype: str | None = None,
+                 progress: Callable[[int, int], Any] | None = None
+                 ) -> AsyncIterator[tuple[str, T | DNSError]]:
+    """(name, lookup(name, rdtype) | DNSError) for each name as it completes, bounded concurrency."""
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
     todo = list(names)
     total = len(todo)
     if not total:
         return
-    resolve = dns.resolve
+    resolve = lookup
     loop = asyncio.get_running_loop()
-    ready: deque[tuple[str, list[str] | DNSError]] = deque()
+    ready: deque[tuple[str, T | DNSError]] = deque()
     waiter: list[asyncio.Future[None] | None] = [None]  # the consumer, while it waits for a result
     paused: list[asyncio.Future[None]] = []  # workers waiting for the consumer to catch up
     crashed: list[BaseException] = []
@@ -47,7 +65,7 @@ async def resolve_many(dns: DNSCache, names: Iterable[str], *, concurrency: int 
     async def worker() -> None:
         for name in source:  # shared iterator: each name is taken by exactly one worker
             try:
-                result: list[str] | DNSError = await resolve(name, rdtype)
+                result: T | DNSError = await resolve(name, rdtype)
             except DNSError as exc:
                 result = exc
             except ValueError as exc:

@@ -5,13 +5,19 @@ for the SOA minimum (RFC 2308) clamped to negative_ttl_seconds; answers kept sta
 expiry and served when upstream fails (RFC 8767), then refreshed in the background at most once per
 name at a time and at most every REFRESH_BACKOFF_SECONDS; a hit in the last tenth of a TTL prefetches;
 concurrent misses of one name share one upstream lookup. Storage is the cache core (any backend),
-namespace "dns", values [addresses, ttl] so every backend can hold them.
+namespace "dns", values [addresses, ttl] ([[], ttl, "NXDOMAIN"] for a name that does not exist) so
+every backend can hold them.
+
+Every key starts with the answers' source (a digest of the nameserver set, or "system"), so a cache
+shared by resolvers that ask different nameservers never serves one source's answers to another:
+a lying or stale server cannot poison what the others return.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -24,11 +30,12 @@ from scancache.config import CacheConfig
 from scancache.dns.config import DNSConfig, parse_nameserver
 from scancache.dns.names import MAX_NAME_LENGTH, NORMAL_NAME, ip_literal, normalise_name
 from scancache.dns.resolver import NameserverUpstream, Resolution, Upstream
+from scancache.dns.result import DNSResult, Record
 from scancache.dns.system import SystemUpstream
 from scancache.dns.wire import AAAA, A
 from scancache.errors import DNSError
 
-__all__ = ["DNSCache", "as_dns_config", "PREFETCH_FRACTION", "REFRESH_BACKOFF_SECONDS"]
+__all__ = ["DNSCache", "as_dns_config", "source_id", "PREFETCH_FRACTION", "REFRESH_BACKOFF_SECONDS"]
 
 log = logging.getLogger("scancache.dns")
 
@@ -42,6 +49,18 @@ _QTYPES = {None: (A, AAAA), "A": (A,), "AAAA": (AAAA,)}
 _KEY_SUFFIX = {None: "", "A": "/A", "AAAA": "/AAAA"}
 _normal_name = NORMAL_NAME.match
 _FAMILY_OK = {None: lambda ip: True, "A": lambda ip: ":" not in ip, "AAAA": lambda ip: ":" in ip}
+
+
+def source_id(nameservers: Iterable[tuple[str, int]] | None) -> str:
+    """The cache-key tag of a nameserver set: order-free digest of "ip:port"s; "system" for none.
+
+    Answers are cached under their source, so switching nameservers never reuses another set's
+    answers (a resolver that lies must not poison what an honest one returns from the same cache).
+    """
+    servers = sorted({f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in nameservers or ()})
+    if not servers:
+        return "system"
+    return "ns-" + hashlib.sha256(",".join(servers).encode()).hexdigest()[:20]
 
 
 def as_dns_config(config: CacheConfig | None) -> DNSConfig:
@@ -93,6 +112,16 @@ class DNSCache:
                                            attempts=config.attempts) if addresses else SystemUpstream())
         self.upstream = upstream
         self.nameservers = [f"{h}:{p}" for h, p in addresses]
+        # Where answers come from, first in every key (see the module docstring). A plugged-in
+        # upstream names its source with a `source` attribute.
+        given = getattr(upstream, "source", None)
+        if isinstance(given, str) and given:
+            self.source = given
+        elif isinstance(upstream, (NameserverUpstream, SystemUpstream)):
+            self.source = source_id(addresses if isinstance(upstream, NameserverUpstream) else None)
+        else:
+            self.source = f"upstream-{type(upstream).__qualname__}"
+        self._prefix = self.source + "|"
         self._memo: dict[str | None, dict[str, str]] = {rdtype: {} for rdtype in _QTYPES}
         self._flights = AsyncSingleFlight()
         self._prefetch = config.prefetch
@@ -110,6 +139,14 @@ class DNSCache:
             self.metrics_name = register_automatically("dns", self)
 
     # ------------------------------------------------------------------ names
+    def cache_key(self, hostname: str, rdtype: str | None = None) -> str:
+        """The key under which hostname's rdtype answer is cached (source, name, type).
+
+        ValueError for an invalid name or rdtype. An address literal has a key ("=ip") but is
+        never stored.
+        """
+        return self._key(hostname, rdtype.upper() if isinstance(rdtype, str) else rdtype)
+
     def _key(self, hostname: str, rdtype: str | None) -> str:
         """The cache key of (hostname, rdtype), memoised; ValueError for a bad name or rdtype."""
         memo = self._memo.get(rdtype)
@@ -120,10 +157,11 @@ class DNSCache:
         key = memo.get(hostname)
         if key is None:
             if type(hostname) is str and len(hostname) <= MAX_NAME_LENGTH and _normal_name(hostname):
-                key = hostname + _KEY_SUFFIX[rdtype]  # already normalised, not an address: one match
+                key = self._prefix + hostname + _KEY_SUFFIX[rdtype]  # normalised, no address
             else:
                 ip = ip_literal(hostname)
-                key = "=" + ip if ip is not None else normalise_name(hostname) + _KEY_SUFFIX[rdtype]
+                key = ("=" + ip if ip is not None
+                       else self._prefix + normalise_name(hostname) + _KEY_SUFFIX[rdtype])
             if len(memo) >= _MEMO_MAX:
                 memo.clear()  # bounded: a scan of millions of names must not grow this forever
             memo[hostname] = key
@@ -148,63 +186,91 @@ class DNSCache:
         if key[0] == "=":
             ip = key[1:]
             return [ip] if _FAMILY_OK[rdtype.upper() if rdtype else None](ip) else []
+        return list((await self._value(key))[0][0])
+
+    async def query(self, hostname: str, rdtype: str | None = None) -> DNSResult:
+        """hostname's answer with its status and records (each with the TTL it has left).
+
+        NXDOMAIN and NODATA are results (status "NXDOMAIN", or "NOERROR" with no records), not
+        errors. Raises ValueError for an invalid name and DNSError like resolve().
+        """
+        key = self._key(hostname, rdtype.upper() if isinstance(rdtype, str) else rdtype)
+        if key[0] == "=":
+            ip = key[1:]
+            ok = _FAMILY_OK[rdtype.upper() if rdtype else None](ip)
+            records = [Record("AAAA" if ":" in ip else "A", ip, 0)] if ok else []
+            return DNSResult(hostname, rdtype, "NOERROR", records, cached=True, resolver="literal")
+        value, ttl_left, cached = await self._value(key)
+        ttl = int(ttl_left)
+        records = [Record("AAAA" if ":" in data else "A", data, ttl) for data in value[0]]
+        status = value[2] if len(value) > 2 else "NOERROR"
+        return DNSResult(hostname, rdtype, status, records, cached=cached,
+                         resolver=",".join(self.nameservers) or "system")
+
+    async def _value(self, key: str) -> tuple[list[Any], float, bool]:
+        """(cached value, seconds it has left, whether it came from the cache) for key."""
         # A memory read never blocks: call it directly (one coroutine fewer on every lookup).
         entry = self._get_entry(key) if self._memory_only else await self.cache.aget_entry(key)
         if entry is None:
-            return list(await self._fetch(key))
+            value = await self._fetch(key)
+            return value, value[1], False
         if not entry.is_stale:
             value = entry.value
-            if self._prefetch and entry.expires_at - self._clock() < value[1] * PREFETCH_FRACTION:
+            left = entry.expires_at - self._clock()
+            if self._prefetch and left < value[1] * PREFETCH_FRACTION:
                 self._refresh_in_background(key, prefetch=True)
-            return list(value[0])
+            return value, left, True
         return await self._resolve_stale(key, entry)
 
-    async def _resolve_stale(self, key: str, entry: CacheEntry) -> list[str]:
+    async def _resolve_stale(self, key: str, entry: CacheEntry) -> tuple[list[Any], float, bool]:
         # Stale: ask upstream once in the foreground; while it keeps failing, serve stale at once
         # and let at most one background refresh per name try again, every few seconds.
         if key not in self._backoff:
             try:
-                return list(await self._fetch(key))
+                value = await self._fetch(key)
+                return value, value[1], False
             except DNSError as exc:
                 self._note_failure(key)
                 log.debug("dns: serving stale %s after %s", key, exc.reason)
         else:
             self._refresh_in_background(key)
         self.stale_served += 1
-        return list(entry.value[0])
+        return entry.value, 0.0, True
 
-    async def _fetch(self, key: str) -> list[str]:
-        """Addresses for key from upstream; concurrent callers of one key share one lookup."""
+    async def _fetch(self, key: str) -> list[Any]:
+        """The value for key from upstream; concurrent callers of one key share one lookup."""
         return await self._flights.call(key, self._lookup, key)
 
-    async def _lookup(self, key: str) -> list[str]:
-        """Ask upstream for key, store the answer with its clamped TTL, return its addresses."""
-        name, _, rdtype = key.partition("/")
-        addresses, ttl = self._merge(await self.upstream.lookup(name, _QTYPES[rdtype or None]))
+    async def _lookup(self, key: str) -> list[Any]:
+        """Ask upstream for key, store the answer with its clamped TTL, return the stored value."""
+        name, _, rdtype = key[len(self._prefix):].partition("/")
+        value = self._merge(await self.upstream.lookup(name, _QTYPES[rdtype or None]))
         if self._memory_only:  # a dict write never blocks: skip the coroutine hop
-            self.cache.set(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
+            self.cache.set(key, value, value[1], stale_ttl=self._stale_ttl)
         else:
-            await self.cache.aset(key, [addresses, ttl], ttl, stale_ttl=self._stale_ttl)
+            await self.cache.aset(key, value, value[1], stale_ttl=self._stale_ttl)
         if self._backoff:
             self._backoff.pop(key, None)
-        return addresses
+        return value
 
     @property
     def coalesced(self) -> int:
         """Lookups that waited for another caller's identical lookup instead of asking upstream."""
         return self._flights.joined
 
-    def _merge(self, results: list[Resolution | DNSError]) -> tuple[list[str], float]:
-        """Addresses of every record type and the shortest clamped TTL; raises if none answered."""
+    def _merge(self, results: list[Resolution | DNSError]) -> list[Any]:
+        """[addresses, shortest clamped TTL] (plus "NXDOMAIN" for a name that does not exist) from
+        every record type's result; raises the first DNSError if nothing answered."""
         config = self.config
         if len(results) == 1:  # one record type answered: the bulk path
             result = results[0]
             if not isinstance(result, DNSError) and result.addresses:
                 ttl = config.ttl_seconds if result.ttl is None else result.ttl
-                return result.addresses, min(max(ttl, config.min_ttl_seconds), config.ttl_seconds)
+                return [result.addresses, min(max(ttl, config.min_ttl_seconds), config.ttl_seconds)]
         addresses: list[str] = []
         ttls: list[float] = []
         error: DNSError | None = None
+        nxdomain = False
         for result in results:
             if isinstance(result, DNSError):
                 error = error or result
@@ -213,13 +279,16 @@ class DNSCache:
                 ttl = config.ttl_seconds if result.ttl is None else result.ttl
                 ttls.append(min(max(ttl, config.min_ttl_seconds), config.ttl_seconds))
             else:
+                nxdomain = nxdomain or result.negative == "NXDOMAIN"
                 ttl = config.negative_ttl_seconds if result.ttl is None else result.ttl
                 ttls.append(min(max(ttl, config.min_ttl_seconds), config.negative_ttl_seconds))
         if error is not None:
             if not addresses:
                 raise error
             ttls.append(config.min_ttl_seconds)  # A answered, AAAA failed: ask again soon
-        return addresses, min(ttls)
+        if not addresses and nxdomain:
+            return [addresses, min(ttls), "NXDOMAIN"]
+        return [addresses, min(ttls)]
 
     # ------------------------------------------------------------------ background refresh
     def _note_failure(self, key: str) -> None:
@@ -276,6 +345,14 @@ class DNSCache:
         from scancache.dns.bulk import resolve_many
 
         return resolve_many(self, names, concurrency=concurrency, rdtype=rdtype, progress=progress)
+
+    def query_many(self, names: Iterable[str], *, concurrency: int = 256, rdtype: str | None = None,
+                   progress: Callable[[int, int], Any] | None = None
+                   ) -> AsyncIterator[tuple[str, DNSResult | DNSError]]:
+        """Stream (name, DNSResult or DNSError) for every name, as answers arrive; as resolve_many."""
+        from scancache.dns.bulk import query_many
+
+        return query_many(self, names, concurrency=concurrency, rdtype=rdtype, progress=progress)
 
     # ------------------------------------------------------------------ stats and lifecycle
     def get_stats(self) -> dict[str, Any]:
