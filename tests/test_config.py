@@ -102,3 +102,29 @@ def test_a_cache_namespace_does_not_merge_the_components_keyspaces(tmp_path):
     assert config.cache.namespace == "prod"
     assert as_dns_config(config.dns).namespace == "dns"
     assert VulnerabilityDBCache(config.vulndb).config.namespace == "vulndb"
+
+
+def test_layers_defaults_file_section_env_then_overrides(tmp_path, monkeypatch):
+    path = tmp_path / "c.toml"
+    path.write_text('[dns]\ncache_type = "memory"\nredis_url = "redis://file:1/0"\n')
+    monkeypatch.setenv("SCANCACHE_REDIS_URL", "redis://env:1/0")
+    config = load_config(path, defaults={"cache_type": "disk", "max_size": 7},
+                         overrides={"max_size": 9})
+    # A caller's default yields to the file, per section: only [dns] named a cache_type.
+    assert config.dns.cache_type is CacheType.MEMORY
+    assert config.cache.cache_type is CacheType.DISK and config.vulndb.cache_type is CacheType.DISK
+    # The environment wins over every file section; overrides win over everything.
+    assert {config.cache.redis_url, config.dns.redis_url, config.vulndb.redis_url} == {"redis://env:1/0"}
+    assert (config.cache.max_size, config.dns.max_size, config.vulndb.max_size) == (9, 9, 9)
+    assert config.lazy == load_config().lazy  # defaults and overrides are cache settings only
+
+
+def test_settings_modules_do_not_import_the_file_loader():
+    # The component configs sit below scancache.config (which imports them): no import circle.
+    import subprocess
+    import sys
+
+    code = ("import sys, scancache.dns.config, scancache.vulndb.config, scancache.lazy.config, "
+            "scancache.cache.core; print('scancache.config' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -8,7 +8,8 @@ load everything at import (debugging, tests).
 from __future__ import annotations
 
 import importlib
-import os
+
+from scancache.env import eager
 
 # Not `from typing import TYPE_CHECKING`: importing typing alone costs milliseconds at startup.
 TYPE_CHECKING = False
@@ -18,8 +19,8 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "Cache": "scancache.cache.core",
     "CacheEntry": "scancache.cache.core",
-    "CacheConfig": "scancache.config",
-    "CacheType": "scancache.config",
+    "CacheConfig": "scancache.cache_config",
+    "CacheType": "scancache.cache_config",
     "ScancacheConfig": "scancache.config",
     "load_config": "scancache.config",
     "load_config_from_file": "scancache.config",
@@ -54,15 +55,14 @@ def __dir__() -> list[str]:
     return __all__
 
 
-if os.environ.get("SCANCACHE_EAGER", "") not in ("", "0"):
+if eager():
     for _name in _EXPORTS:
         __getattr__(_name)
 
 if TYPE_CHECKING:  # names for type checkers and IDEs; never executed
     from scancache.cache.core import Cache, CacheEntry
+    from scancache.cache_config import CacheConfig, CacheType
     from scancache.config import (
-        CacheConfig,
-        CacheType,
         ScancacheConfig,
         load_config,
         load_config_from_file,

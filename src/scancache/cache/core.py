@@ -18,7 +18,7 @@ from scancache.cache.codec import Codec, CorruptEntry
 from scancache.cache.entry import _MISSING, TTL, CacheEntry
 from scancache.cache.singleflight import AsyncSingleFlight, SingleFlight
 from scancache.cache.stats import SAMPLE_EVERY, CacheStats
-from scancache.config import CacheConfig
+from scancache.cache_config import CacheConfig
 
 __all__ = ["Cache", "CacheEntry", "TTL"]
 

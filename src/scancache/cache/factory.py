@@ -11,7 +11,7 @@ from pathlib import Path
 from scancache.cache.backend import Backend
 from scancache.cache.codec import Codec
 from scancache.cache.memory import MemoryBackend
-from scancache.config import CacheConfig, CacheType
+from scancache.cache_config import CacheConfig, CacheType
 
 __all__ = ["make_backend", "sqlite_path"]
 

@@ -6,9 +6,7 @@ Only stdlib and scancache.config are imported here; rich is imported when a prog
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,16 +48,6 @@ class CommandError(ScancacheError):
         self.exit_code = exit_code
 
 
-def _file_sets_cache_type(path: str | None) -> bool:
-    """True when the config file names a cache_type in any section (then the CLI keeps it)."""
-    if not path:
-        return False
-    from scancache.config import _read_file  # the same reader load_config uses (already validated)
-
-    raw = _read_file(Path(path))
-    return any(isinstance(body, dict) and "cache_type" in body for body in raw.values())
-
-
 def load_settings(args: argparse.Namespace) -> Any:
     """The ScancacheConfig for this run: --config file, SCANCACHE_* variables, then global options.
 
@@ -68,22 +56,9 @@ def load_settings(args: argparse.Namespace) -> Any:
     """
     from scancache.config import load_config
 
-    settings = load_config(args.config)
-    overrides: dict[str, Any] = {}
-    if args.cache_type:
-        overrides["cache_type"] = args.cache_type
-    elif not _file_sets_cache_type(args.config):
-        overrides["cache_type"] = "disk"
-    if args.cache_dir:
-        overrides["cache_dir"] = args.cache_dir
-    if args.redis_url:
-        overrides["redis_url"] = args.redis_url
-    if overrides:
-        for section in ("cache", "dns", "vulndb"):
-            current = getattr(settings, section)
-            if current is not None:
-                setattr(settings, section, dataclasses.replace(current, **overrides))
-    return settings
+    options = {"cache_type": args.cache_type, "cache_dir": args.cache_dir, "redis_url": args.redis_url}
+    return load_config(args.config, defaults={"cache_type": "disk"},
+                       overrides={name: value for name, value in options.items() if value})
 
 
 def read_text(path: str, what: str) -> str:
@@ -188,7 +163,3 @@ def progress(enabled: bool, description: str = "", total: int | None = None) -> 
     finally:
         bar.stop()
 
-
-def env_flag(name: str) -> bool:
-    """True when the environment variable is set to anything but "" or "0"."""
-    return os.environ.get(name, "") not in ("", "0")

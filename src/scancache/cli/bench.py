@@ -24,6 +24,7 @@ from scancache.cli._bench_scan import BenchSizes, bench_dns, bench_osv, builtin_
 from scancache.cli._bench_startup import bench_startup
 from scancache.cli._common import CommandError, Progress, format_table, progress_wanted
 from scancache.cli._components import check_osv_dump
+from scancache.env import setting
 
 __all__ = ["CLAIMS", "run", "evaluate_claims", "render_table"]
 
@@ -161,7 +162,7 @@ def _describe_cache(cache_type: str, redis_url: str | None) -> str:
 
 def _measure(args: argparse.Namespace, sizes: BenchSizes, workdir: str, bar: Progress) -> dict[str, Any]:
     cache_type = args.cache_type or "hybrid"
-    redis_url = args.redis_url or os.environ.get("SCANCACHE_REDIS_URL") or None
+    redis_url = args.redis_url or setting("redis_url")
     max_size = max(1000, 4 * (sizes.hosts + sizes.packages))
 
     def make_config(cls: Any, namespace: str, **extra: Any) -> Any:

@@ -220,7 +220,9 @@ def _version() -> str:
 
 def _normalise(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the global options that neither position gave with their defaults."""
-    defaults = {"config": os.environ.get("SCANCACHE_CONFIG") or None, "cache_type": None,
+    from scancache.env import config_path
+
+    defaults = {"config": config_path(), "cache_type": None,
                 "cache_dir": None, "redis_url": None, "verbose": 0}
     for name, value in defaults.items():
         if not hasattr(args, name):

@@ -26,7 +26,7 @@ from typing import Any
 from scancache.cache.core import Cache, CacheEntry
 from scancache.cache.memory import MemoryBackend
 from scancache.cache.singleflight import AsyncSingleFlight
-from scancache.config import CacheConfig
+from scancache.cache_config import CacheConfig
 from scancache.dns.config import DNSConfig, parse_nameserver
 from scancache.dns.names import MAX_NAME_LENGTH, NORMAL_NAME, ip_literal, normalise_name
 from scancache.dns.resolver import NameserverUpstream, Resolution, Upstream

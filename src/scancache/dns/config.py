@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from scancache.config import CacheConfig, _is_number, _require
+from scancache.cache_config import CacheConfig
+from scancache.config_fields import is_number, require, split_list
+from scancache.env import setting
 
 __all__ = ["DNSConfig", "parse_nameserver"]
 
@@ -59,18 +60,19 @@ class DNSConfig(CacheConfig):
         super().__post_init__()
         for name in ("min_ttl_seconds", "negative_ttl_seconds", "timeout_seconds"):
             value = getattr(self, name)
-            _require(_is_number(value) and value >= 0, name, f"must be a number >= 0, got {value!r}")
-        _require(self.timeout_seconds > 0, "timeout_seconds", "must be positive")
-        _require(self.min_ttl_seconds <= self.ttl_seconds, "min_ttl_seconds",
-                 "must not exceed ttl_seconds")
-        _require(isinstance(self.attempts, int) and self.attempts >= 1, "attempts",
-                 "must be an integer >= 1")
-        if self.nameservers is None and os.environ.get("SCANCACHE_DNS_NAMESERVERS"):
-            self.nameservers = [s.strip() for s in
-                                os.environ["SCANCACHE_DNS_NAMESERVERS"].split(",") if s.strip()]
+            require(is_number(value) and value >= 0, name, f"must be a number >= 0, got {value!r}")
+        require(self.timeout_seconds > 0, "timeout_seconds", "must be positive")
+        require(self.min_ttl_seconds <= self.ttl_seconds, "min_ttl_seconds",
+                "must not exceed ttl_seconds")
+        require(isinstance(self.attempts, int) and self.attempts >= 1, "attempts",
+                "must be an integer >= 1")
+        servers: list[str] | str | None = self.nameservers
+        if servers is None:
+            servers = setting("nameservers")
+        if isinstance(servers, str):  # "ip, ip:port" from the environment or a file
+            servers = split_list(servers)
+        self.nameservers = servers
         if self.nameservers is not None:
-            if isinstance(self.nameservers, str):
-                self.nameservers = [s.strip() for s in self.nameservers.split(",") if s.strip()]
-            _require(isinstance(self.nameservers, list), "nameservers", "must be a list")
+            require(isinstance(self.nameservers, list), "nameservers", "must be a list")
             for server in self.nameservers:
                 parse_nameserver(server)

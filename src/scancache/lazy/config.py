@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from scancache.config import _is_number, _require, config_from_mapping, parse_enum
+from scancache.config_fields import config_from_mapping, is_number, parse_enum, require
 
 __all__ = ["LazyLoadConfig", "LazyLoadStrategy"]
 
@@ -48,24 +48,24 @@ class LazyLoadConfig:
 
     def __post_init__(self) -> None:
         self.strategy = LazyLoadStrategy.parse(self.strategy)
-        _require(isinstance(self.preload_modules, list | tuple)
-                 and all(isinstance(m, str) and m for m in self.preload_modules),
-                 "preload_modules", "must be a list of module names")
+        require(isinstance(self.preload_modules, list | tuple)
+                and all(isinstance(m, str) and m for m in self.preload_modules),
+                "preload_modules", "must be a list of module names")
         self.preload_modules = list(self.preload_modules)
-        _require(isinstance(self.background_workers, int) and self.background_workers >= 1,
-                 "background_workers", "must be an integer >= 1")
-        _require(_is_number(self.load_timeout) and self.load_timeout > 0, "load_timeout",
-                 "must be a positive number of seconds")
-        _require(_is_number(self.memory_limit_mb) and self.memory_limit_mb > 0, "memory_limit_mb",
-                 "must be a positive number")
+        require(isinstance(self.background_workers, int) and self.background_workers >= 1,
+                "background_workers", "must be an integer >= 1")
+        require(is_number(self.load_timeout) and self.load_timeout > 0, "load_timeout",
+                "must be a positive number of seconds")
+        require(is_number(self.memory_limit_mb) and self.memory_limit_mb > 0, "memory_limit_mb",
+                "must be a positive number")
         for name in ("enable_monitoring", "cache_loaded_modules", "trace_memory"):
-            _require(isinstance(getattr(self, name), bool), name, "must be true or false")
-        _require(isinstance(self.main_thread_modules, list | tuple)
-                 and all(isinstance(m, str) and m for m in self.main_thread_modules),
-                 "main_thread_modules", "must be a list of module names")
+            require(isinstance(getattr(self, name), bool), name, "must be true or false")
+        require(isinstance(self.main_thread_modules, list | tuple)
+                and all(isinstance(m, str) and m for m in self.main_thread_modules),
+                "main_thread_modules", "must be a list of module names")
         self.main_thread_modules = list(self.main_thread_modules)
-        _require(isinstance(self.conditions, dict), "conditions",
-                 "must be a table of module name -> condition rule")
+        require(isinstance(self.conditions, dict), "conditions",
+                "must be a table of module name -> condition rule")
         from scancache.lazy.conditions import parse_condition
 
         for module_name, rule in self.conditions.items():

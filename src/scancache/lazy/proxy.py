@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import _thread  # not `threading`: that would add milliseconds to every app's startup
 import importlib
-import os
 import sys
 
+from scancache.env import eager
 from scancache.lazy.importstate import is_initializing
 
 ModuleType = type(sys)  # types.ModuleType, without importing `types`
@@ -41,7 +41,7 @@ _own_dict = ModuleType.__dict__["__dict__"].__get__
 
 def eager_imports_enabled() -> bool:
     """True when SCANCACHE_EAGER is set to anything but "" or "0": laziness is off (debugging, tests)."""
-    return os.environ.get("SCANCACHE_EAGER", "") not in ("", "0")
+    return eager()
 
 
 class LazyModule(ModuleType):

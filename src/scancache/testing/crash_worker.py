@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from scancache.cache.core import Cache
-from scancache.config import CacheConfig, CacheType
+from scancache.cache_config import CacheConfig, CacheType
 
 __all__ = ["kill_mid_write", "main", "spawn"]
 

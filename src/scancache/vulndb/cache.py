@@ -23,7 +23,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from scancache.cache.core import Cache
-from scancache.config import CacheConfig, CacheType
+from scancache.cache_config import CacheConfig, CacheType
 from scancache.errors import VulnDBError
 from scancache.vulndb.config import VulnDBConfig
 from scancache.vulndb.query import Query, parse_query

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from scancache.config import CacheConfig, _is_number, _require
+from scancache.cache_config import CacheConfig
+from scancache.config_fields import is_number, require
+from scancache.env import setting
 
 __all__ = ["VulnDBConfig", "DEFAULT_OSV_URL", "DEFAULT_NVD_URL"]
 
@@ -47,35 +49,34 @@ class VulnDBConfig(CacheConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        env = os.environ
         if self.osv_url is None:
-            self.osv_url = env.get("SCANCACHE_OSV_URL") or DEFAULT_OSV_URL
+            self.osv_url = setting("osv_url") or DEFAULT_OSV_URL
         if self.nvd_url is None:
-            self.nvd_url = env.get("SCANCACHE_NVD_URL") or DEFAULT_NVD_URL
+            self.nvd_url = setting("nvd_url") or DEFAULT_NVD_URL
         if self.nvd_api_key is None:
-            self.nvd_api_key = env.get("SCANCACHE_NVD_API_KEY") or None
+            self.nvd_api_key = setting("nvd_api_key")
         for name in ("osv_url", "nvd_url"):
             url = getattr(self, name)
-            _require(isinstance(url, str) and url.startswith(("http://", "https://")), name,
-                     f"must be an http(s) URL, got {url!r}")
+            require(isinstance(url, str) and url.startswith(("http://", "https://")), name,
+                    f"must be an http(s) URL, got {url!r}")
             setattr(self, name, url.rstrip("/"))
         for name in ("negative_ttl_seconds", "timeout_seconds", "backoff_base_seconds",
                      "backoff_max_seconds", "nvd_rate_window_seconds"):
             value = getattr(self, name)
-            _require(_is_number(value) and value >= 0, name, f"must be a number >= 0, got {value!r}")
-        _require(self.timeout_seconds > 0, "timeout_seconds", "must be positive")
-        _require(isinstance(self.max_retries, int) and self.max_retries >= 0, "max_retries",
-                 "must be an integer >= 0")
-        _require(isinstance(self.osv_batch_size, int) and 1 <= self.osv_batch_size <= 1000,
-                 "osv_batch_size", "must be an integer from 1 to 1000 (OSV's limit)")
-        _require(isinstance(self.osv_concurrency, int) and self.osv_concurrency >= 1,
-                 "osv_concurrency", "must be an integer >= 1")
-        _require(isinstance(self.nvd_page_size, int) and 1 <= self.nvd_page_size <= 2000,
-                 "nvd_page_size", "must be an integer from 1 to 2000 (NVD's limit)")
+            require(is_number(value) and value >= 0, name, f"must be a number >= 0, got {value!r}")
+        require(self.timeout_seconds > 0, "timeout_seconds", "must be positive")
+        require(isinstance(self.max_retries, int) and self.max_retries >= 0, "max_retries",
+                "must be an integer >= 0")
+        require(isinstance(self.osv_batch_size, int) and 1 <= self.osv_batch_size <= 1000,
+                "osv_batch_size", "must be an integer from 1 to 1000 (OSV's limit)")
+        require(isinstance(self.osv_concurrency, int) and self.osv_concurrency >= 1,
+                "osv_concurrency", "must be an integer >= 1")
+        require(isinstance(self.nvd_page_size, int) and 1 <= self.nvd_page_size <= 2000,
+                "nvd_page_size", "must be an integer from 1 to 2000 (NVD's limit)")
         if self.mirror_path is not None:
-            _require(isinstance(self.mirror_path, str | os.PathLike), "mirror_path",
-                     f"must be a path, got {self.mirror_path!r}")
+            require(isinstance(self.mirror_path, str | os.PathLike), "mirror_path",
+                    f"must be a path, got {self.mirror_path!r}")
         if self.nvd_rate_limit is None:
             self.nvd_rate_limit = 50 if self.nvd_api_key else 5
-        _require(isinstance(self.nvd_rate_limit, int) and self.nvd_rate_limit >= 1,
-                 "nvd_rate_limit", "must be an integer >= 1")
+        require(isinstance(self.nvd_rate_limit, int) and self.nvd_rate_limit >= 1,
+                "nvd_rate_limit", "must be an integer >= 1")
