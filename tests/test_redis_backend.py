@@ -244,7 +244,7 @@ async def test_stopped_server_async_calls_miss_and_return_false(fresh_redis_serv
     assert await cache.aget("k", "MISS") == "MISS"
     assert await cache.aset("k", "w") is False
     assert await cache.aget_many(["k"]) == {}
-    assert await cache.aclear() == 0
+    assert await cache.aclear() is None  # not 0: the entries may still be there
     assert time.monotonic() - start < 1.0
     server.start()
     restarted = time.monotonic()

@@ -130,13 +130,13 @@ class AsyncCacheAPI:
         await self._amaybe_cleanup(self.clock())
         return True
 
-    async def aclear(self) -> int:
-        """Async clear."""
+    async def aclear(self) -> int | None:
+        """Async clear: how many entries went, or None when the backend failed (see Cache.clear)."""
         try:
             return int(await self.backend.aclear() or 0)
         except Exception as exc:
             self._failed("aclear", exc)
-            return 0
+            return None
 
     async def acoalesce(self, key: Any, factory: Callable[[], Any]) -> Any:
         """Run factory once for all tasks asking for key at the same time; nothing is cached."""

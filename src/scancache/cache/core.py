@@ -26,6 +26,7 @@ log = logging.getLogger("scancache.cache")
 
 _record = tuple.__new__  # Record(...) without NamedTuple's Python-level __new__ (set hot path)
 _ERROR_LOG_QUIET_SECONDS = 10.0
+_INF = float("inf")
 
 
 class _BurstLog:
@@ -118,8 +119,9 @@ class Cache(AsyncCacheAPI):
         if seconds < 0:
             raise ValueError(f"ttl must not be negative, got {seconds}")
         stale = config.stale_ttl_seconds if stale_ttl is None else stale_ttl
-        if stale < 0:
-            raise ValueError(f"stale_ttl must not be negative, got {stale}")
+        if not isinstance(stale, int | float) or isinstance(stale, bool) or not 0 <= stale < _INF:
+            # NaN would never be purged from memory; inf overflows SQLite's REAL and Redis's PX.
+            raise ValueError(f"stale_ttl must be a finite number of seconds >= 0, got {stale!r}")
         return (float(seconds) if seconds < ceiling else float(ceiling)), float(stale)
 
     def _make(self, key: str, value: Any, ttl: TTL, stale_ttl: float | None
@@ -127,7 +129,9 @@ class Cache(AsyncCacheAPI):
         if type(key) is not str and not isinstance(key, str):
             raise TypeError(f"cache keys are str, got {type(key).__name__}")
         kind = type(ttl)
-        if (kind is float or kind is int) and ttl >= 0 and stale_ttl is not None and stale_ttl >= 0:
+        stale_kind = type(stale_ttl)
+        if ((kind is float or kind is int) and ttl >= 0
+                and (stale_kind is float or stale_kind is int) and 0 <= stale_ttl < _INF):
             # The hot path (DNS answers: explicit ttl and stale_ttl): _lifetimes without its call.
             ceiling = self.config.ttl_seconds
             seconds, stale = (ttl if ttl < ceiling else ceiling), stale_ttl
@@ -383,9 +387,17 @@ class Cache(AsyncCacheAPI):
         self._maybe_cleanup(self.clock())
         return True
 
-    def clear(self) -> int:
-        """Remove every entry of this cache's namespace; returns how many (0 on failure)."""
-        return self._safe(self.backend.clear) or 0
+    def clear(self) -> int | None:
+        """Remove every entry of this cache's namespace; returns how many.
+
+        None when the backend failed (Redis down, file locked): unlike 0 ("there was nothing to
+        clear"), the entries may still be there. The failure is logged and counted in errors.
+        """
+        try:
+            return int(self.backend.clear() or 0)
+        except Exception as exc:
+            self._failed("clear", exc)
+            return None
 
     def get_or_set(self, key: str, factory: Callable[[], Any], ttl: TTL = None, *,
                    stale_ttl: float | None = None) -> Any:

@@ -2,9 +2,11 @@
 
 Each entry is one string key holding the Codec blob (which carries its own expires_at and
 stale_until) with a PX expiry at stale_until, so Redis drops it when no reader could use it any more.
-A small circuit breaker makes an unreachable Redis cost almost nothing: after a connection error or a
-timeout, calls fail at once for a short cool-down instead of each waiting for its own timeout, then
-one call tries again, so a Redis that comes back is used again within a second.
+Circuit breakers (redis_breaker.py) make an unreachable Redis cost almost nothing: after a connection
+error or a timeout, calls fail at once for a short cool-down instead of each waiting for its own
+timeout, then one call tries again, so a Redis that comes back is used again within a second. In a
+cluster each slot owner has its own breaker: one dead master costs only the keys it owned, and its
+slots come back as soon as the client sees the promoted replica.
 
 Redis Cluster: `redis+cluster://host:port` (or `?cluster=true`) selects redis-py's RedisCluster.
 Keys keep the same layout (no hash tag), so a namespace spreads over every shard; get_many uses
@@ -18,9 +20,11 @@ imports redis-py at import time; the Cache factory imports it only for Redis con
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -28,6 +32,7 @@ from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from scancache.cache.backend import ByteBackendBase, Record, WriteItem
+from scancache.cache.redis_breaker import Breakers
 from scancache.cache.redis_clients import ASYNC_MAX_CONNECTIONS, RedisClients, parse_redis_url, redact_url
 
 __all__ = ["ASYNC_MAX_CONNECTIONS", "RedisBackend", "RedisUnavailable", "parse_redis_url", "redact_url"]
@@ -41,7 +46,12 @@ _GLOB_SPECIAL = "\\*?[]"
 
 
 class RedisUnavailable(RedisConnectionError):
-    """Raised without any I/O while the circuit breaker is open (Redis failed moments ago)."""
+    """Raised without any I/O while a node's circuit breaker is open (it failed moments ago)."""
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """True for errors that say the server is unreachable or sick (a busy client pool is not)."""
+    return isinstance(exc, _TRIP_ERRORS) and not isinstance(exc, MaxConnectionsError)
 
 
 def _glob_escape(text: str) -> str:
@@ -53,11 +63,13 @@ class RedisBackend(ByteBackendBase):
     """Byte backend over one Redis (or Redis Cluster) URL, sync and native asyncio.
 
     Clients are created on first use: one sync client (thread-safe connection pool) and one asyncio
-    client per event loop (see RedisClients); redis-py's own retries are off (the breaker handles
+    client per event loop (see RedisClients); redis-py's own retries are off (the breakers handle
     outages). Calls raise on failure (redis-py errors, or RedisUnavailable during a cool-down); the
-    Cache front turns read errors into misses and write errors into False. `clock` must be the
-    Cache's clock (epoch seconds): PX is stale_until - clock(), and an entry already past its stale
-    window is not stored.
+    Cache front turns read errors into misses and write errors into False. In a cluster, a batch
+    (get_many, set_many) whose keys live on several nodes is split per node: keys on a node that is
+    down are left out of a read (counted in `back_errors`), and a write raises after the healthy
+    nodes stored their part. `clock` must be the Cache's clock (epoch seconds): PX is
+    stale_until - clock(), and an entry already past its stale window is not stored.
     """
 
     def __init__(
@@ -79,8 +91,8 @@ class RedisBackend(ByteBackendBase):
         self._match = _glob_escape(self.prefix) + "*"
         self._clients = RedisClients(url, timeout_seconds)
         self.cluster = self._clients.cluster
-        self._open_until = 0.0  # monotonic time until which the breaker is open; 0.0 = closed
-        self.breaker_trips = 0
+        self._breakers = Breakers(cooldown_seconds, timeout_seconds, self._unavailable, _is_outage)
+        self.back_errors = 0  # cluster batches that lost some node's part (read as misses)
 
     # ------------------------------------------------------------------ helpers
     def _expiry_ms(self, record: Record) -> int:
@@ -88,61 +100,91 @@ class RedisBackend(ByteBackendBase):
         remaining = record.stale_until - self.clock()
         return math.ceil(remaining * 1000) if remaining > 0 else 0
 
-    # ------------------------------------------------------------------ circuit breaker
-    def _check_breaker(self) -> None:
-        """Raise RedisUnavailable during a cool-down. After it, this one call probes Redis (half
-        open): the others keep failing fast until the probe answers or times out."""
-        now = time.monotonic()
-        if now < self._open_until:
-            raise RedisUnavailable(
-                f"redis at {self.display_url} failed less than {self.cooldown_seconds} s ago")
-        self._open_until = now + self.cooldown_seconds + self.timeout_seconds
+    # ------------------------------------------------------------------ circuit breakers
+    def _unavailable(self, node: str) -> RedisUnavailable:
+        where = f"redis node {node} of {self.display_url}" if node else f"redis at {self.display_url}"
+        return RedisUnavailable(f"{where} failed less than {self.cooldown_seconds} s ago")
 
-    def _trip(self, exc: BaseException) -> None:
-        """Open the breaker for cooldown_seconds after a failure that says the server is sick."""
-        if isinstance(exc, MaxConnectionsError):
-            return  # a busy client pool, not a sick server
-        self._open_until = time.monotonic() + self.cooldown_seconds
-        self.breaker_trips += 1
+    @property
+    def breaker_trips(self) -> int:
+        """How many times a breaker opened (any node)."""
+        return self._breakers.trips
 
     @property
     def available(self) -> bool:
-        """False during a cool-down after a failure (calls would raise RedisUnavailable)."""
-        return time.monotonic() >= self._open_until
+        """False during a cool-down after a failure of some node (its calls would fail fast)."""
+        return not self._breakers.any_open()
 
-    def _run(self, operation: Callable[[Any], Any]) -> Any:
-        """operation(sync client) behind the breaker: fail fast while open, trip on connection errors."""
-        probe = bool(self._open_until)
-        if probe:
-            self._check_breaker()
+    def _node(self, client: Any, name: str | None) -> str:
+        """The breaker a call on key `name` goes through: its slot owner in a cluster, else ""."""
+        if not self.cluster:
+            return ""
+        if name is None:
+            return "*"  # a whole-cluster call (SCAN): its own breaker, never a node's
+        return self._clients.owner(client, name)
+
+    def _groups(self, client: Any, names: Sequence[str]) -> dict[str, list[int]]:
+        """Indexes of names grouped by breaker node (one group unless in a cluster)."""
+        if not self.cluster:
+            return {"": list(range(len(names)))}
+        groups: dict[str, list[int]] = {}
+        for index, name in enumerate(names):
+            groups.setdefault(self._clients.owner(client, name), []).append(index)
+        return groups
+
+    def _run(self, operation: Callable[[Any], Any], node: str = "") -> Any:
+        """operation(sync client) behind node's breaker: fail fast while open, trip on outages."""
+        probe = self._breakers.admit(node)
         try:
             result = operation(self._clients.sync())
-        except _TRIP_ERRORS as exc:
-            self._trip(exc)
+        except BaseException as exc:
+            self._breakers.after(node, probe, exc)
             raise
-        if probe:
-            self._open_until = 0.0  # the probe got through: Redis is back for everyone
+        self._breakers.after(node, probe, None)
         return result
 
-    async def _arun(self, operation: Callable[[Any], Awaitable[Any]]) -> Any:
-        """await operation(this loop's client) behind the breaker and the loop's concurrency gate."""
+    async def _arun(self, operation: Callable[[Any], Awaitable[Any]], node: str = "") -> Any:
+        """await operation(this loop's client) behind node's breaker and the loop's concurrency gate."""
         state = self._clients.for_running_loop()
         async with state.gate:
-            probe = bool(self._open_until)
-            if probe:
-                self._check_breaker()
+            probe = self._breakers.admit(node)
             try:
                 result = await operation(state.client)
-            except _TRIP_ERRORS as exc:
-                self._trip(exc)
+            except BaseException as exc:
+                self._breakers.after(node, probe, exc)
                 raise
-            if probe:
-                self._open_until = 0.0  # the probe got through: Redis is back for everyone
+            self._breakers.after(node, probe, None)
             return result
 
+    def _merge_reads(self, keys: Sequence[str], groups: dict[str, list[int]], results: list[Any]
+                     ) -> dict[str, bytes]:
+        """{key: blob} from each group's MGET result; a failed group's keys are left out (counted),
+        and when every group failed its error is raised (a read that found nothing is a failure)."""
+        out: dict[str, bytes] = {}
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures and (len(failures) == len(results) or not isinstance(failures[0], Exception)):
+            raise failures[0]
+        if failures:
+            self.back_errors += len(failures)
+        for indexes, blobs in zip(groups.values(), results, strict=True):
+            if isinstance(blobs, BaseException):
+                continue
+            for index, blob in zip(indexes, blobs, strict=True):
+                if blob is not None:
+                    out[keys[index]] = blob
+        return out
+
+    @staticmethod
+    def _raise_first(results: list[Any]) -> None:
+        """After every group of a batch write ran: raise the first group's error, if any."""
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
     # ------------------------------------------------------------------ operations (sync or async)
-    def _mget(self, client: Any, keys: Sequence[str]) -> Any:
-        names = [self.prefix + key for key in keys]
+    # Each takes a client (sync or asyncio) and returns what the client returns: a value from the
+    # sync client, an awaitable from the asyncio one, so every command is written once.
+    def _mget(self, client: Any, names: Sequence[str]) -> Any:
         return client.mget_nonatomic(names) if self.cluster else client.mget(names)
 
     def _write(self, client: Any, key: str, record: Record, blob: bytes | None) -> Any:
@@ -174,6 +216,7 @@ class RedisBackend(ByteBackendBase):
         return removed + (client.unlink(*batch) if batch else 0)
 
     async def _aclear(self, client: Any) -> int:
+        # The async twin of _clear: an async iterator cannot share the sync loop's body.
         removed = 0
         batch: list[bytes] = []
         async for name in self._scan(client):
@@ -183,30 +226,56 @@ class RedisBackend(ByteBackendBase):
                 batch = []
         return removed + (await client.unlink(*batch) if batch else 0)
 
+    def _batch_groups(self, client: Any, items: Sequence[WriteItem]) -> list[tuple[str, list[WriteItem]]]:
+        """items grouped by the node that owns them (one group unless in a cluster)."""
+        groups = self._groups(client, [self.prefix + item.key for item in items])
+        return [(node, [items[i] for i in indexes]) for node, indexes in groups.items()]
+
     # ------------------------------------------------------------------ sync API
     def get(self, key: str) -> bytes | None:
         """The blob for key or None: one GET. Raises on connection errors and timeouts."""
-        return self._run(lambda client: client.get(self.prefix + key))  # type: ignore[no-any-return]
+        name = self.prefix + key
+        node = self._node(self._clients.existing_sync(), name)
+        return self._run(lambda client: client.get(name), node)  # type: ignore[no-any-return]
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        """{key: blob} for the keys present: one MGET (cluster: one MGET per slot, pipelined)."""
+        """{key: blob} for the keys present: one MGET (cluster: one MGET per slot, pipelined per node)."""
         if not keys:
             return {}
-        blobs = self._run(lambda client: self._mget(client, keys))
-        return {key: blob for key, blob in zip(keys, blobs, strict=True) if blob is not None}
+        names = [self.prefix + key for key in keys]
+        groups = self._groups(self._clients.existing_sync(), names)
+        results: list[Any] = []
+        for node, indexes in groups.items():
+            part = [names[i] for i in indexes]
+            try:
+                results.append(self._run(partial(self._mget, names=part), node))
+            except Exception as exc:
+                results.append(exc)
+        return self._merge_reads(keys, groups, results)
 
     def set(self, key: str, record: Record, blob: bytes | None) -> None:
         """SET key blob PX (stale_until - now); an entry already past its stale window is deleted."""
-        self._run(lambda client: self._write(client, key, record, blob))
+        node = self._node(self._clients.existing_sync(), self.prefix + key)
+        self._run(lambda client: self._write(client, key, record, blob), node)
 
     def set_many(self, items: Sequence[WriteItem]) -> None:  # type: ignore[override]
-        """All items in one pipeline (transaction=False: one round trip, no MULTI)."""
-        if items:
-            self._run(lambda client: self._pipeline(client, items))
+        """All items in one pipeline (transaction=False: one round trip, no MULTI); in a cluster one
+        pipeline per node, and a node that fails raises after the others stored their part."""
+        if not items:
+            return
+        results: list[Any] = []
+        for node, part in self._batch_groups(self._clients.existing_sync(), items):
+            try:
+                results.append(self._run(partial(self._pipeline, items=part), node))
+            except Exception as exc:
+                results.append(exc)
+        self._raise_first(results)
 
     def delete(self, key: str) -> bool:
         """DEL key; True if it existed."""
-        return bool(self._run(lambda client: client.delete(self.prefix + key)))
+        name = self.prefix + key
+        node = self._node(self._clients.existing_sync(), name)
+        return bool(self._run(lambda client: client.delete(name), node))
 
     def clear(self) -> int:
         """Delete this namespace's keys: SCAN MATCH prefix* and UNLINK in batches; returns how many.
@@ -214,7 +283,7 @@ class RedisBackend(ByteBackendBase):
         Cost: SCAN walks the whole keyspace of the database (O(all keys), in short steps that never
         block Redis); never KEYS or FLUSHDB, so other namespaces and other data are untouched.
         """
-        return int(self._run(self._clear))
+        return int(self._run(self._clear, self._node(None, None)))
 
     def purge_expired(self, now: float) -> int:
         """0: Redis expires entries itself (PX at stale_until)."""
@@ -222,7 +291,7 @@ class RedisBackend(ByteBackendBase):
 
     def size(self) -> int:
         """Number of keys in this namespace. Cost: a full SCAN of the database (O(all keys))."""
-        return int(self._run(lambda client: sum(1 for _ in self._scan(client))))
+        return int(self._run(lambda client: sum(1 for _ in self._scan(client)), self._node(None, None)))
 
     def size_bytes(self) -> int:
         """0: Redis reports memory per server, not per prefix (MEMORY USAGE per key costs too much)."""
@@ -234,33 +303,51 @@ class RedisBackend(ByteBackendBase):
         self._clients.close()
 
     # ------------------------------------------------------------------ async API (redis.asyncio)
+    def _loop_node(self, name: str) -> str:
+        return self._node(self._clients.for_running_loop().client, name) if self.cluster else ""
+
     async def aget(self, key: str) -> bytes | None:
         """Async get: one GET on this loop's client."""
-        return await self._arun(lambda client: client.get(self.prefix + key))  # type: ignore[no-any-return]
+        name = self.prefix + key
+        return await self._arun(lambda client: client.get(name), self._loop_node(name))  # type: ignore[no-any-return]
 
     async def aget_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        """Async get_many: one MGET (cluster: one per slot)."""
+        """Async get_many: one MGET (cluster: the nodes' MGETs run concurrently)."""
         if not keys:
             return {}
-        blobs = await self._arun(lambda client: self._mget(client, keys))
-        return {key: blob for key, blob in zip(keys, blobs, strict=True) if blob is not None}
+        names = [self.prefix + key for key in keys]
+        if not self.cluster:
+            blobs = await self._arun(partial(self._mget, names=names))
+            return self._merge_reads(keys, {"": list(range(len(keys)))}, [blobs])
+        groups = self._groups(self._clients.for_running_loop().client, names)
+        results = await asyncio.gather(*(
+            self._arun(partial(self._mget, names=[names[i] for i in indexes]), node)
+            for node, indexes in groups.items()), return_exceptions=True)
+        return self._merge_reads(keys, groups, list(results))
 
     async def aset(self, key: str, record: Record, blob: bytes | None) -> None:
         """Async set: SET PX, or DEL for an entry already past its stale window."""
-        await self._arun(lambda client: self._write(client, key, record, blob))
+        node = self._loop_node(self.prefix + key)
+        await self._arun(lambda client: self._write(client, key, record, blob), node)
 
     async def aset_many(self, items: Sequence[WriteItem]) -> None:
-        """Async set_many: one pipeline, transaction=False."""
-        if items:
-            await self._arun(lambda client: self._pipeline(client, items))
+        """Async set_many: one pipeline, transaction=False (cluster: one per node, concurrently)."""
+        if not items:
+            return
+        client = self._clients.for_running_loop().client if self.cluster else None
+        results = await asyncio.gather(*(
+            self._arun(partial(self._pipeline, items=part), node)
+            for node, part in self._batch_groups(client, items)), return_exceptions=True)
+        self._raise_first(list(results))
 
     async def adelete(self, key: str) -> bool:
         """Async DEL."""
-        return bool(await self._arun(lambda client: client.delete(self.prefix + key)))
+        name = self.prefix + key
+        return bool(await self._arun(lambda client: client.delete(name), self._loop_node(name)))
 
     async def aclear(self) -> int:
         """Async clear: SCAN MATCH + UNLINK in batches (see clear for the cost)."""
-        return int(await self._arun(self._aclear))
+        return int(await self._arun(self._aclear, self._node(None, None)))
 
     async def aclose(self) -> None:
         """Close this loop's asyncio client, then everything close() handles. Never raises."""

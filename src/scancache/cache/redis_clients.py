@@ -11,45 +11,22 @@ import asyncio
 import contextlib
 import threading
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.retry import Retry
+
+from scancache.cache.urls import parse_redis_url, redact_url
 
 __all__ = ["ASYNC_MAX_CONNECTIONS", "LoopClient", "RedisClients", "parse_redis_url", "redact_url"]
 
 #: Concurrent commands (and so connections) per event loop; more tasks wait on a semaphore, which
 #: is cheaper per call than redis-py's BlockingConnectionPool and never raises MaxConnectionsError.
 ASYNC_MAX_CONNECTIONS = 32
-
-
-def parse_redis_url(url: str) -> tuple[str, bool]:
-    """(url for redis-py, is_cluster): strips `+cluster` from the scheme and `cluster=` from the query."""
-    parts = urlsplit(url)
-    scheme = parts.scheme
-    cluster = False
-    if scheme.endswith("+cluster"):
-        scheme, cluster = scheme[: -len("+cluster")], True
-    query = []
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name == "cluster":
-            cluster = cluster or value.strip().lower() in ("1", "true", "yes", "on")
-        else:
-            query.append((name, value))
-    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)), cluster
-
-
-def redact_url(url: str) -> str:
-    """url with any password replaced by ***, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _close_orphaned(client: Any) -> None:
@@ -96,6 +73,21 @@ class RedisClients:
         self._sync_lock = threading.Lock()
         self._async: dict[asyncio.AbstractEventLoop, LoopClient] = {}
 
+    def existing_sync(self) -> Any:
+        """The sync client if it was created already, else None (no I/O)."""
+        return self._sync
+
+    def owner(self, client: Any, name: str) -> str:
+        """host:port of the primary that owns key `name` as client last saw the cluster, or "" when
+        unknown yet (client None or not initialised). No I/O: a CRC16 and a dict lookup."""
+        if client is None:
+            return ""
+        try:
+            nodes = client.nodes_manager.slots_cache.get(key_slot(name.encode("utf-8", "surrogatepass")))
+        except (AttributeError, UnicodeError):
+            return ""
+        return str(nodes[0].name) if nodes else ""
+
     def _options(self) -> dict[str, Any]:
         """Keyword arguments every client of this URL is built with."""
         options: dict[str, Any] = {
@@ -103,7 +95,11 @@ class RedisClients:
             "socket_connect_timeout": self.timeout_seconds,
             "retry": Retry(NoBackoff(), 0),
         }
-        if not self.cluster:
+        if self.cluster:
+            # Keep serving the slots that have an owner while another's owner is down or being
+            # replaced (a failover), instead of refusing the whole cluster.
+            options["require_full_coverage"] = False
+        else:
             options["health_check_interval"] = 0
         return options
 

@@ -97,10 +97,11 @@ async def _clear(args: argparse.Namespace) -> dict[str, int]:
     try:
         for name, component in components.items():
             cache = inner_cache(component)
-            removed[name] = int(await cache.aclear())
-            if cache.get_stats().get("errors"):
+            count = await cache.aclear()
+            if count is None or cache.get_stats().get("errors"):
                 raise CommandError(f"cannot clear the {name} cache at {_location(settings)}: "
                                    f"{_first_problem()}")
+            removed[name] = count
     finally:
         for component in components.values():
             await component.aclose()

@@ -19,6 +19,7 @@ importable from here too.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -31,6 +32,9 @@ import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from scancache.cache.urls import redact_url
 
 # RedisClusterServer and free_cluster_port come from redis_cluster.py through __getattr__ below.
 __all__ = ["RedisClusterServer", "RedisServer", "RedisServerError", "find_redis_server",  # noqa: F822
@@ -64,23 +68,45 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def send_command(host: str, port: int, args: Sequence[str | bytes], *, timeout: float,
-                 complete: Callable[[bytes], bool]) -> bytes:
-    """Send one RESP command and read until complete(reply so far) or the server hangs up.
+                 complete: Callable[[bytes], bool], password: str | None = None) -> bytes:
+    """Send one RESP command (after AUTH password, when given) and read until complete(reply so
+    far) or the server hangs up.
 
     The tiny client behind RedisServer.command and the cluster's health checks; raises OSError if
     nothing answers within timeout seconds.
     """
-    parts = [arg.encode() if isinstance(arg, str) else arg for arg in args]
-    payload = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+    payload = _encode(args)
+    # With a password, AUTH goes first on the same connection; its one-line answer is not the reply.
+    auth_line = b""
+    if password is not None:
+        payload = _encode(("AUTH", password)) + payload
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(payload)
         reply = b""
-        while not complete(reply):
+        while (password is not None and not auth_line) or not complete(reply):
             chunk = sock.recv(65536)
             if not chunk:
                 break
             reply += chunk
+            if password is not None and not auth_line and b"\r\n" in reply:
+                auth_line, reply = reply.split(b"\r\n", 1)
+                if auth_line != b"+OK":
+                    return auth_line  # the AUTH error is the answer (e.g. -WRONGPASS)
     return reply
+
+
+def _encode(args: Sequence[str | bytes]) -> bytes:
+    """One command in RESP."""
+    parts = [arg.encode() if isinstance(arg, str) else arg for arg in args]
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
+def _requirepass(args: Sequence[str]) -> str | None:
+    """The value of --requirepass in redis-server arguments, else None."""
+    for flag, value in itertools.pairwise(args):
+        if flag == "--requirepass":
+            return value
+    return None
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -125,6 +151,8 @@ class RedisServer:
         self.port = port if port is not None else free_port(host)
         self.binary = binary or find_redis_server()
         self.extra_args = list(extra_args)
+        #: The server's password when extra_args hold --requirepass (url and command() use it).
+        self.password = _requirepass(self.extra_args)
         self.startup_timeout = startup_timeout
         self.paused = False
         self._tempdir = tempfile.TemporaryDirectory(prefix="scancache-redis-")
@@ -135,8 +163,9 @@ class RedisServer:
     # ------------------------------------------------------------------ addresses
     @property
     def url(self) -> str:
-        """redis://host:port/0 for this server."""
-        return f"redis://{self.host}:{self.port}/0"
+        """redis://host:port/0 for this server (redis://:password@host:port/0 with --requirepass)."""
+        auth = f":{quote(self.password, safe='')}@" if self.password is not None else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
 
     @property
     def pid(self) -> int | None:
@@ -260,7 +289,7 @@ class RedisServer:
 
     def __repr__(self) -> str:
         state = "paused" if self.paused else "running" if self.running else "stopped"
-        return f"<RedisServer {self.url} {state}>"
+        return f"<RedisServer {redact_url(self.url)} {state}>"
 
     # ------------------------------------------------------------------ tiny RESP client
     def command(self, *args: str | bytes, timeout: float = 2.0) -> bytes:
@@ -268,7 +297,7 @@ class RedisServer:
 
         For test plumbing (PING, FLUSHALL) without redis-py; raises OSError if nothing answers.
         """
-        reply = send_command(self.host, self.port, args, timeout=timeout,
+        reply = send_command(self.host, self.port, args, timeout=timeout, password=self.password,
                              complete=lambda data: data.endswith(b"\r\n"))
         return reply.split(b"\r\n", 1)[0]
 
