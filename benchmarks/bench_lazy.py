@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     result["rss_reduction_pct"] = round(100 * (1 - lazy_rss / eager_rss), 1)
     result["import_scancache_us"] = scancache_import_us(args.runs)
     if args.profile:
-        from scancache.lazy.profile import profile_imports
+        from scancache.lazyload.profile import profile_imports
 
         result["module_import_ms"] = {p.module: round(p.total_us / 1000, 1)
                                       for p in profile_imports(HEAVY) if p.ok}

@@ -124,7 +124,7 @@ def test_settings_modules_do_not_import_the_file_loader():
     import subprocess
     import sys
 
-    code = ("import sys, scancache.dns.config, scancache.vulndb.config, scancache.lazy.config, "
+    code = ("import sys, scancache.dns.config, scancache.vulndb.config, scancache.lazyload.config, "
             "scancache.cache.core; print('scancache.config' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

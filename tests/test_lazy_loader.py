@@ -13,8 +13,8 @@ import pytest
 
 from lazy_fixtures import FixtureModules, counts
 from scancache.errors import ModuleLoadRefused
-from scancache.lazy.config import LazyLoadConfig, LazyLoadStrategy
-from scancache.lazy.loader import LazyModuleLoader
+from scancache.lazyload.config import LazyLoadConfig, LazyLoadStrategy
+from scancache.lazyload.loader import LazyModuleLoader
 
 
 @pytest.fixture
@@ -361,7 +361,7 @@ def test_load_from_a_module_body_never_waits_on_another_threads_import(fx, monke
 
 
 def test_inside_import_is_detected_for_plain_imports(fx, monkeypatch):
-    from scancache.lazy.importstate import inside_import
+    from scancache.lazyload.importstate import inside_import
 
     monkeypatch.setattr(counts, "HOOK", lambda _name: inside_import())
     name = fx.calls_hook("probe", "unused")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lazy_fixtures import FixtureModules
-from scancache.lazy.profile import parse_importtime, profile_imports, render_text
+from scancache.lazyload.profile import parse_importtime, profile_imports, render_text
 
 TESTS_DIR = str(Path(__file__).parent)
 

@@ -12,7 +12,7 @@ import types
 import pytest
 
 from lazy_fixtures import FixtureModules, counts
-from scancache.lazy.proxy import LazyModule, is_lazy, is_loaded, lazy
+from scancache.lazyload.proxy import LazyModule, is_lazy, is_loaded, lazy
 
 
 @pytest.fixture
@@ -124,19 +124,21 @@ def test_missing_module_raises_on_first_use(fx):
         _ = proxy.anything
 
 
-def test_scancache_lazy_is_callable_in_either_import_order():
+def test_scancache_lazy_is_the_function_in_either_import_order():
     code = """
 import sys
+import types
 import scancache
 {first}
 from scancache import lazy
+assert isinstance(scancache.lazy, types.FunctionType) and lazy is scancache.lazy
 stand_in = lazy("xml.dom.minidom")
 assert "xml.dom.minidom" not in sys.modules
 assert stand_in.parseString("<a/>").documentElement.tagName == "a"
 assert scancache.lazy("json").dumps([1]) == "[1]"
 print("ok")
 """
-    for first in ("", "from scancache.lazy.loader import LazyModuleLoader"):
+    for first in ("", "from scancache.lazyload.loader import LazyModuleLoader"):
         env = {k: v for k, v in os.environ.items() if k != "SCANCACHE_EAGER"}
         done = subprocess.run([sys.executable, "-c", code.format(first=first)], capture_output=True,
                               text=True, timeout=60, check=False, env=env)

@@ -154,8 +154,8 @@ def test_registry_holds_sources_weakly(registry: metrics.MetricsRegistry) -> Non
 
 
 async def test_loader_metrics(registry: metrics.MetricsRegistry) -> None:
-    from scancache.lazy.config import LazyLoadConfig
-    from scancache.lazy.loader import LazyModuleLoader
+    from scancache.lazyload.config import LazyLoadConfig
+    from scancache.lazyload.loader import LazyModuleLoader
 
     async with LazyModuleLoader(LazyLoadConfig()) as loader:
         await loader.load_module("json")

@@ -24,7 +24,8 @@ from scancache.cache.redis import (
     redact_url,
 )
 from scancache.config import CacheConfig, CacheType
-from scancache.testing.redis_server import RedisClusterServer, RedisServer, find_redis_server
+from scancache.testing.redis_cluster import RedisClusterServer
+from scancache.testing.redis_server import RedisServer, find_redis_server
 
 pytestmark = pytest.mark.redis
 needs_binary = pytest.mark.skipif(find_redis_server() is None, reason="redis-server binary not found on PATH")

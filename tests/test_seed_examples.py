@@ -80,7 +80,7 @@ def fx(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FixtureModule
 def require_rss_below_seed_budget() -> None:
     """Skip when this test process alone is over the seed's memory_limit_mb=256: the loader would then
     rightly refuse every import (ModuleLoadRefused), which is not what the example is about."""
-    from scancache.lazy.monitor import current_rss_bytes
+    from scancache.lazyload.monitor import current_rss_bytes
 
     rss = current_rss_bytes() or 0
     if rss > 200 * 1024 * 1024:

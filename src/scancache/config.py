@@ -16,7 +16,7 @@ from typing import Any
 from scancache import env
 from scancache.cache_config import CacheConfig, CacheType, default_cache_dir
 from scancache.dns.config import DNSConfig
-from scancache.lazy.config import LazyLoadConfig
+from scancache.lazyload.config import LazyLoadConfig
 from scancache.vulndb.config import VulnDBConfig
 
 __all__ = [

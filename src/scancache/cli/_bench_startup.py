@@ -46,7 +46,7 @@ def available_modules(names: tuple[str, ...] = HEAVY_MODULES) -> list[str]:
 def _program(modules: list[str], lazy: bool) -> str:
     lines = ["import time", "_t0 = time.perf_counter()"]
     if lazy:
-        lines.append("from scancache.lazy.proxy import lazy")
+        lines.append("from scancache.lazyload.proxy import lazy")
         lines += [f"m{i} = lazy({name!r})" for i, name in enumerate(modules)]
     else:
         lines += [f"import {name} as m{i}" for i, name in enumerate(modules)]

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     """Profile each module in a fresh interpreter; exit 2 if any of them fails to import."""
     for name in args.modules:
         _check_module_name(name)
-    from scancache.lazy.profile import profile_imports, render_text
+    from scancache.lazyload.profile import profile_imports, render_text
 
     profiles = profile_imports(args.modules)
     good = [p for p in profiles if p.ok]

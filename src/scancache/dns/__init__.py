@@ -6,21 +6,12 @@ on first use so `import scancache.dns` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-__all__ = ["DNSCache", "DNSConfig"]
+from scancache._attach import attach
 
-_EXPORTS = {"DNSCache": "scancache.dns.cache", "DNSConfig": "scancache.dns.config"}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'scancache.dns' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
+__getattr__, __dir__, __all__ = attach(__name__, {"cache": ["DNSCache"], "config": ["DNSConfig"]})
 
 if TYPE_CHECKING:
-    from scancache.dns.cache import DNSCache
-    from scancache.dns.config import DNSConfig
+    from scancache.dns.cache import DNSCache as DNSCache
+    from scancache.dns.config import DNSConfig as DNSConfig

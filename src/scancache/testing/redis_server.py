@@ -12,8 +12,7 @@ Use it to test a scanner's Redis cache without a shared server:
 
 The server keeps nothing on disk (`--save "" --appendonly no`, a private temp dir) and talks to
 nothing but loopback. This module needs only the redis-server binary, not the redis-py client.
-RedisClusterServer (three nodes joined into a Redis Cluster) lives in redis_cluster.py and is
-importable from here too.
+RedisClusterServer (three nodes joined into a Redis Cluster) lives in redis_cluster.py.
 """
 
 from __future__ import annotations
@@ -31,18 +30,13 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from scancache.cache.urls import redact_url
 
-# RedisClusterServer and free_cluster_port come from redis_cluster.py through __getattr__ below.
-__all__ = ["RedisClusterServer", "RedisServer", "RedisServerError", "find_redis_server",  # noqa: F822
-           "free_cluster_port", "free_port", "send_command"]
+__all__ = ["RedisServer", "RedisServerError", "find_redis_server", "free_port", "send_command"]
 
 _PR_SET_PDEATHSIG = 1
-# Defined in redis_cluster.py (which builds on RedisServer), loaded when first asked for here.
-_CLUSTER_NAMES = frozenset(("RedisClusterServer", "free_cluster_port"))
 
 
 class RedisServerError(RuntimeError):
@@ -313,12 +307,3 @@ class RedisServer:
         reply = self.command("FLUSHALL")
         if reply != b"+OK":
             raise RedisServerError(f"FLUSHALL failed: {reply!r}")
-
-
-def __getattr__(name: str) -> Any:
-    """RedisClusterServer and free_cluster_port, from redis_cluster.py on first use."""
-    if name in _CLUSTER_NAMES:
-        from scancache.testing import redis_cluster
-
-        return getattr(redis_cluster, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

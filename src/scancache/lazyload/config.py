@@ -32,7 +32,7 @@ class LazyLoadConfig:
     main_thread_modules: modules that must import on the main thread (they install signal handlers).
     trace_memory: also measure each load with tracemalloc (slows imports down while it traces).
     conditions: module name -> rule such as "env:SCAN_PCAP" or "platform:linux" (see
-    scancache.lazy.conditions); a module whose rule does not hold is refused (or skipped at preload).
+    scancache.lazyload.conditions); a module whose rule does not hold is refused (or skipped at preload).
     """
 
     strategy: LazyLoadStrategy = LazyLoadStrategy.ON_DEMAND
@@ -66,7 +66,7 @@ class LazyLoadConfig:
         self.main_thread_modules = list(self.main_thread_modules)
         require(isinstance(self.conditions, dict), "conditions",
                 "must be a table of module name -> condition rule")
-        from scancache.lazy.conditions import parse_condition
+        from scancache.lazyload.conditions import parse_condition
 
         for module_name, rule in self.conditions.items():
             try:

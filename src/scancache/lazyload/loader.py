@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from scancache.errors import ModuleLoadRefused
-from scancache.lazy.conditions import Condition, make_condition, parse_condition
-from scancache.lazy.config import LazyLoadConfig, LazyLoadStrategy
-from scancache.lazy.importstate import inside_import, is_initializing, is_missing
-from scancache.lazy.jobs import ImportJob, ImportTable
-from scancache.lazy.monitor import bytes_to_mb, current_rss_bytes, summarize
-from scancache.lazy.proxy import eager_imports_enabled
+from scancache.lazyload.conditions import Condition, make_condition, parse_condition
+from scancache.lazyload.config import LazyLoadConfig, LazyLoadStrategy
+from scancache.lazyload.importstate import inside_import, is_initializing, is_missing
+from scancache.lazyload.jobs import ImportJob, ImportTable
+from scancache.lazyload.monitor import bytes_to_mb, current_rss_bytes, summarize
+from scancache.lazyload.proxy import eager_imports_enabled
 
 __all__ = ["LazyModuleLoader"]
 

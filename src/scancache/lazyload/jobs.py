@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
-from scancache.lazy.importstate import LoaderImport, drop_half_module, is_missing
-from scancache.lazy.monitor import LoadMeasurement, ModuleRecord
+from scancache.lazyload.importstate import LoaderImport, drop_half_module, is_missing
+from scancache.lazyload.monitor import LoadMeasurement, ModuleRecord
 
 __all__ = ["ImportJob", "ImportTable"]
 

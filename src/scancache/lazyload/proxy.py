@@ -23,7 +23,7 @@ import importlib
 import sys
 
 from scancache.env import eager
-from scancache.lazy.importstate import is_initializing
+from scancache.lazyload.importstate import is_initializing
 
 ModuleType = type(sys)  # types.ModuleType, without importing `types`
 
@@ -137,11 +137,7 @@ def lazy(name: str) -> ModuleType:
         return existing
     if eager_imports_enabled():
         return importlib.import_module(name)
-    frame = sys._getframe(1)
-    # Called through the scancache.lazy package object: the user's frame is one further up.
-    if frame.f_globals.get("__name__") == "scancache.lazy" and frame.f_back is not None:
-        frame = frame.f_back
-    caller_globals = frame.f_globals
+    caller_globals = sys._getframe(1).f_globals
     with _registry_lock:
         proxy = _proxies.get(name)
         if proxy is None or proxy._scancache_globals is not caller_globals:
