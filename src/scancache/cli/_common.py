@@ -51,8 +51,9 @@ class CommandError(ScancacheError):
 def load_settings(args: argparse.Namespace) -> Any:
     """The ScancacheConfig for this run: --config file, SCANCACHE_* variables, then global options.
 
-    Without a cache_type from the file or --cache-type, the CLI uses a disk cache (a memory cache
-    would forget everything when the command exits). Raises ValueError naming the bad setting.
+    A component whose cache_type neither the file (its own section or [cache]) nor --cache-type sets
+    uses a disk cache (a memory cache would forget everything when the command exits); one section's
+    choice never changes another's. Raises ValueError naming the bad setting.
     """
     from scancache.config import load_config
 
