@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,15 +16,16 @@ from scancache.cache_config import CacheConfig, CacheType
 __all__ = ["make_backend", "sqlite_path"]
 
 SQLITE_FILENAME = "scancache.sqlite3"
+log = logging.getLogger("scancache.cache")
 
 
 def sqlite_path(config: CacheConfig) -> Path:
-    """Where a disk cache lives: cache_dir/scancache.sqlite3, or a private temp file when
-    enable_persistence is False (deleted on close)."""
+    """Where a disk cache lives: cache_dir/scancache.sqlite3, or a file in a new private temp
+    directory when enable_persistence is False (both deleted on close)."""
     if not config.enable_persistence:
-        fd, name = tempfile.mkstemp(prefix="scancache-", suffix=".sqlite3")
-        os.close(fd)
-        return Path(name)
+        # A directory of our own (0700), not a file in the shared temp dir: SQLite's -wal and -shm
+        # files then appear where no other user can plant them first.
+        return Path(tempfile.mkdtemp(prefix="scancache-")) / SQLITE_FILENAME
     return config.resolved_cache_dir() / SQLITE_FILENAME
 
 
@@ -33,14 +34,24 @@ def _memory(config: CacheConfig) -> MemoryBackend:
 
 
 def _disk(config: CacheConfig) -> Backend:
+    """The SQLite backend; memory with a warning when the cache directory is read-only for this
+    user (a scan still runs, uncached across runs). A directory or file another user owns or may
+    write is an error (UnsafeCacheFile), never a fallback: the user must see it."""
+    from scancache.cache.private_files import CacheNotWritable
     from scancache.cache.sqlite import SQLiteBackend
 
-    return SQLiteBackend(
-        sqlite_path(config),
-        namespace=config.namespace,
-        max_entries=config.disk_max_size,
-        delete_on_close=not config.enable_persistence,
-    )
+    path = sqlite_path(config)
+    try:
+        return SQLiteBackend(
+            path,
+            namespace=config.namespace,
+            max_entries=config.disk_max_size,
+            delete_on_close=not config.enable_persistence,
+        )
+    except CacheNotWritable as exc:
+        log.warning("%s; running without a persistent cache (results are kept in memory for this "
+                    "run only)", exc)
+        return _memory(config)
 
 
 def _redis(config: CacheConfig, clock: Callable[[], float]) -> Backend:

@@ -19,6 +19,7 @@ found later surfaces as exceptions from reads, which the Cache front counts as m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -265,7 +266,8 @@ class SQLiteBackend(ByteBackendBase):
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Close every thread's connection; with delete_on_close also remove the file and its WAL.
+        """Close every thread's connection; with delete_on_close also remove the file, its WAL and
+        its directory once empty (the private temp dir the factory made for a non-persistent cache).
 
         Later calls raise BackendError (the front turns reads into misses). Idempotent.
         """
@@ -278,6 +280,8 @@ class SQLiteBackend(ByteBackendBase):
                     os.unlink(f"{self.path}{suffix}")
                 except FileNotFoundError:
                     pass
+            with contextlib.suppress(OSError):  # the private temp dir it lived in, once empty
+                os.rmdir(self.path.parent)
 
     # Measured: a read from a local file takes ~5-10 us inline, ~50-90 us through asyncio.to_thread;
     # an uncontended write ~35 us inline, ~110-140 us through a thread. So both run inline, and a write

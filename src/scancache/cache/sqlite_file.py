@@ -1,7 +1,8 @@
 """The SQLite cache file itself: connection settings, schema, corrupt-file recovery, locked-write retries.
 
 SQLiteBackend (sqlite.py) stores and reads entries; this module makes sure there is a usable file to
-do it in. A file at the path that is not an SQLite database (or is corrupt at open) is moved aside
+do it in, private to this user (private_files.py).
+A file at the path that is not an SQLite database (or is corrupt at open) is moved aside
 to `<name>.corrupt-<time>-<pid>` with a warning, and a fresh cache is started: a cache is disposable
 and a scan should not fail over it. If even that is impossible, opening raises BackendError naming
 the path.
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from scancache.cache.private_files import CacheNotWritable, private_directory, private_file
 from scancache.errors import BackendError
 
 __all__ = ["BUSY_TIMEOUT_SECONDS", "SCHEMA_VERSION", "connect", "immediate", "is_busy", "open_database",
@@ -32,6 +34,7 @@ _WRITE_ATTEMPTS = 5
 _FIRST_BACKOFF_SECONDS = 0.01
 _BUSY_CODES = frozenset((5, 6))  # SQLITE_BUSY, SQLITE_LOCKED
 _CORRUPT_CODES = frozenset((11, 26))  # SQLITE_CORRUPT, SQLITE_NOTADB
+_READ_ONLY_CODES = frozenset((3, 8, 14))  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -80,14 +83,14 @@ def connect(path: Path, busy_timeout_seconds: float) -> sqlite3.Connection:
 def open_database(path: Path, busy_timeout_seconds: float) -> sqlite3.Connection:
     """A connection to path with the schema in place, after moving a corrupt file aside once.
 
-    Raises BackendError when the directory cannot be created, the file has another schema version,
-    or it is unusable and cannot be moved aside.
+    The directory and file are private to this user (private_files.py): UnsafeCacheFile for one
+    another user owns or may write, or a symbolic link at path; CacheNotWritable for a read-only
+    location. Raises BackendError when the file has another schema version, or it is unusable and
+    cannot be moved aside.
     """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BackendError(f"cannot create cache directory {path.parent}: {exc}") from None
+    private_directory(path.parent)
     for attempt in range(2):
+        private_file(path)  # again after a move aside: the new file must be private too
         inode = _inode(path)
         conn = None
         try:
@@ -96,6 +99,8 @@ def open_database(path: Path, busy_timeout_seconds: float) -> sqlite3.Connection
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
+            if _code(exc) in _READ_ONLY_CODES:
+                raise CacheNotWritable(f"cannot write cache file {path}: {exc}") from None
             if _code(exc) not in _CORRUPT_CODES or attempt:
                 raise BackendError(f"cannot open cache file {path}: {exc}") from None
             _move_aside(path, inode, exc)

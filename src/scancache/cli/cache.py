@@ -23,12 +23,34 @@ _TABLE_FIELDS = ("backend", "size", "bytes", "hits", "misses", "hit_rate", "evic
 
 
 def _location(settings: Any) -> str:
+    """Where the caches live, for people: a Redis URL has its credentials redacted."""
+    from scancache.cache.urls import redact_url
+
     config = settings.cache
     if config.cache_type.value in ("redis",) or (config.cache_type.value == "hybrid" and config.redis_url):
-        return str(config.redis_url)
+        return redact_url(str(config.redis_url))
     if config.cache_type.value == "memory":
         return "memory (this process only)"
     return str(config.resolved_cache_dir())
+
+
+def _not_created_yet(config: Any) -> bool:
+    """True for a disk-backed cache whose database file does not exist: looking at it (stats) or
+    emptying it (clear) must not create it."""
+    from scancache.cache.factory import sqlite_path
+
+    on_disk = config.cache_type.value == "disk" or (config.cache_type.value == "hybrid"
+                                                    and not config.redis_url)
+    return on_disk and config.enable_persistence and not sqlite_path(config).exists()
+
+
+def _empty_stats(config: Any) -> dict[str, Any]:
+    """The statistics of a cache that has no database yet: all zero, in get_stats()'s shape."""
+    from scancache.cache.stats import CacheStats
+
+    stats = CacheStats().as_dict(size=0, size_bytes=0, evictions=0)
+    stats.update(backend=config.cache_type.value, inflight_joined=0)
+    return stats
 
 
 def _first_problem() -> str:
@@ -37,19 +59,27 @@ def _first_problem() -> str:
     return WARNINGS.messages[0] if WARNINGS.messages else "the backend failed (-v tells more)"
 
 
-async def _open_all(settings: Any, only: str | None) -> dict[str, Any]:
+def _wanted(only: str | None) -> list[str]:
+    return [name for name in ("dns", "vulndb") if only in (None, name)]
+
+
+async def _open_all(settings: Any, names: list[str]) -> dict[str, Any]:
     components: dict[str, Any] = {}
-    if only in (None, "dns"):
+    if "dns" in names:
         components["dns"] = open_dns(settings)
-    if only in (None, "vulndb"):
+    if "vulndb" in names:
         components["vulndb"] = open_vulndb(settings)
     return components
 
 
 async def _stats(args: argparse.Namespace) -> dict[str, Any]:
     settings = load_settings(args)
-    components = await _open_all(settings, args.only)
+    names = _wanted(args.only)
     out: dict[str, Any] = {"location": _location(settings), "caches": {}}
+    absent = [name for name in names if _not_created_yet(getattr(settings, name))]
+    components = await _open_all(settings, [name for name in names if name not in absent])
+    for name in absent:
+        out["caches"][name] = _empty_stats(getattr(settings, name))
     try:
         for name, component in components.items():
             stats = inner_cache(component).get_stats()
@@ -57,6 +87,7 @@ async def _stats(args: argparse.Namespace) -> dict[str, Any]:
                 raise CommandError(f"cannot read the {name} cache at {out['location']}: "
                                    f"{_first_problem()}")
             out["caches"][name] = stats
+        out["caches"] = {name: out["caches"][name] for name in names}  # dns first, as asked
     finally:
         for component in components.values():
             await component.aclose()
@@ -92,8 +123,10 @@ def _print_stats(data: dict[str, Any], form: str) -> None:
 
 async def _clear(args: argparse.Namespace) -> dict[str, int]:
     settings = load_settings(args)
-    components = await _open_all(settings, args.only)
-    removed: dict[str, int] = {}
+    names = _wanted(args.only)
+    removed: dict[str, int] = {name: 0 for name in names
+                               if _not_created_yet(getattr(settings, name))}  # nothing to clear
+    components = await _open_all(settings, [name for name in names if name not in removed])
     try:
         for name, component in components.items():
             cache = inner_cache(component)
