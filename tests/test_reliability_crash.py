@@ -7,7 +7,6 @@ never saw an exception. CI runs 8 kills; SCANCACHE_LONG=1 runs 60.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -19,8 +18,6 @@ from scancache.cache.core import Cache
 from scancache.config import CacheConfig, CacheType
 from scancache.testing.crash_worker import kill_mid_write, spawn
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("scancache.cache.sqlite") is None,
-                                reason="SQLite backend not written yet")
 KILLS = 60 if os.environ.get("SCANCACHE_LONG") else 8
 
 

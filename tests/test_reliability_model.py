@@ -7,13 +7,11 @@ concurrent calls (locks, connections, LRU touches racing with writes).
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import tempfile
 import threading
 import time
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -128,6 +126,4 @@ def test_memory_cache_matches_the_model_under_threads():
 
 
 def test_disk_cache_matches_the_model_under_threads():
-    if importlib.util.find_spec("scancache.cache.sqlite") is None:
-        pytest.skip("SQLite backend not written yet")
     run_state_machine_as_test(DiskCacheModel, settings=MODEL_SETTINGS)

@@ -8,7 +8,7 @@ from typing import Any
 
 from scancache.cli._common import CommandError
 
-__all__ = ["check_osv_dump", "default_mirror_path", "inner_cache", "open_dns", "open_mirror", "open_vulndb",
+__all__ = ["check_osv_dump", "default_mirror_path", "open_dns", "open_mirror", "open_vulndb",
            "validate_names"]
 
 MIRROR_FILENAME = "osv-mirror.sqlite3"
@@ -37,15 +37,6 @@ def open_vulndb(settings: Any, *, osv_url: str | None = None, mirror: str | None
     if overrides:
         config = dataclasses.replace(config, **overrides)
     return VulnerabilityDBCache(config)
-
-
-def inner_cache(component: Any) -> Any:
-    """The scancache Cache a DNSCache or VulnerabilityDBCache stores its entries in."""
-    for attribute in ("cache", "_cache"):
-        cache = getattr(component, attribute, None)
-        if cache is not None and hasattr(cache, "clear"):
-            return cache
-    raise CommandError(f"{type(component).__name__} exposes no cache to operate on")
 
 
 def default_mirror_path(settings: Any) -> Path:

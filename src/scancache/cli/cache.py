@@ -10,7 +10,6 @@ from typing import Any
 from scancache.cli._common import CommandError, format_table, load_settings, progress_wanted, read_lines
 from scancache.cli._components import (
     default_mirror_path,
-    inner_cache,
     open_dns,
     open_mirror,
     open_vulndb,
@@ -82,7 +81,7 @@ async def _stats(args: argparse.Namespace) -> dict[str, Any]:
         out["caches"][name] = _empty_stats(getattr(settings, name))
     try:
         for name, component in components.items():
-            stats = inner_cache(component).get_stats()
+            stats = component.cache.get_stats()
             if stats.get("errors"):
                 raise CommandError(f"cannot read the {name} cache at {out['location']}: "
                                    f"{_first_problem()}")
@@ -129,7 +128,7 @@ async def _clear(args: argparse.Namespace) -> dict[str, int]:
     components = await _open_all(settings, [name for name in names if name not in removed])
     try:
         for name, component in components.items():
-            cache = inner_cache(component)
+            cache = component.cache
             count = await cache.aclear()
             if count is None or cache.get_stats().get("errors"):
                 raise CommandError(f"cannot clear the {name} cache at {_location(settings)}: "

@@ -20,6 +20,8 @@ from typing import Any
 from scancache.dns.wire import (
     NOERROR,
     NXDOMAIN,
+    RESPONSE_FLAG,
+    TRUNCATED_FLAG,
     Answer,
     MalformedMessage,
     parse_answer,
@@ -262,10 +264,10 @@ class DNSClient:
                 continue
             query = pending.get((data[0] << 8) | data[1])
             # A response (QR set) to a query still waiting, echoing our question (any case: 0x20).
-            if (query is None or not data[2] & 0x80 or query.fut.done()
+            if (query is None or not data[2] & RESPONSE_FLAG or query.fut.done()
                     or data[12:query.question_end].lower() != query.question):
                 continue
-            if data[2] & 0x02:  # TC: the whole answer did not fit, ask again over TCP
+            if data[2] & TRUNCATED_FLAG:  # the whole answer did not fit: ask again over TCP
                 self._forget(query)
                 query.attempt = self.attempts  # UDP timers no longer apply: TCP has its own timeout
                 self.tcp_fallbacks += 1

@@ -12,12 +12,13 @@ import socket
 import struct
 
 __all__ = ["Answer", "MalformedMessage", "query_suffix", "parse_answer", "A", "AAAA", "CNAME", "SOA",
-           "NOERROR", "SERVFAIL", "NXDOMAIN", "REFUSED", "RCODE_NAMES"]
+           "NOERROR", "SERVFAIL", "NXDOMAIN", "REFUSED", "RCODE_NAMES", "RESPONSE_FLAG", "TRUNCATED_FLAG"]
 
 A, CNAME, SOA, AAAA = 1, 5, 6, 28
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
-TRUNCATED = 0x0200
+#: Header byte 2 (the flags' high byte): QR, set in every response; TC, the answer was truncated.
+RESPONSE_FLAG, TRUNCATED_FLAG = 0x80, 0x02
 #: Flags (RD) and counts (one question) after the 2-byte id of every query this client sends.
 QUERY_HEADER_TAIL = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
 _RR = struct.Struct("!HHIH")

@@ -50,10 +50,6 @@ class ImportTable:
         """The module this table holds for `name` (when hold_modules), else None. Lock-free."""
         return self._modules.get(name)
 
-    def in_flight(self, name: str) -> bool:
-        """True while an import of `name` runs. Lock-free."""
-        return name in self._jobs
-
     def note_imported_elsewhere(self, name: str) -> None:
         """Record a module found complete in sys.modules (imported by someone else, or earlier)."""
         record = self._records.get(name)

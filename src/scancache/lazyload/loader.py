@@ -239,14 +239,8 @@ class LazyModuleLoader:
         waiter.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
             return await asyncio.wait_for(asyncio.shield(waiter), self.config.load_timeout)
-        except TimeoutError:
-            if job.future.done():
-                raise  # the module body itself raised TimeoutError
-            raise TimeoutError(self._timeout_message(name)) from None
-        except ModuleNotFoundError as exc:
-            if not required and is_missing(name, exc):
-                return None
-            raise
+        except (TimeoutError, ModuleNotFoundError) as exc:
+            return self._failed_load(name, job, required, exc)
 
     def load(self, name: str, *, required: bool = True) -> types.ModuleType | None:
         """Import `name` in the calling thread (sync twin of load_module) and return it.
@@ -273,26 +267,31 @@ class LazyModuleLoader:
                 return job.future.result()
             if inside_import():
                 return importlib.import_module(name)
-            try:
-                return job.future.result(timeout=self.config.load_timeout)
-            except TimeoutError:
-                if job.future.done():
-                    raise  # the module body itself raised TimeoutError
-                raise TimeoutError(self._timeout_message(name)) from None
-        except ModuleNotFoundError as exc:
-            if not required and is_missing(name, exc):
-                return None
-            raise
+            return job.future.result(timeout=self.config.load_timeout)
+        except (TimeoutError, ModuleNotFoundError) as exc:
+            return self._failed_load(name, job, required, exc)
 
     def is_loaded(self, name: str) -> bool:
         """True when `name` is imported and complete (by this loader or anyone else)."""
         module = sys.modules.get(name)
         return module is not None and not is_initializing(module)
 
-    def _timeout_message(self, name: str) -> str:
-        return (f"import of {name!r} did not finish within load_timeout={self.config.load_timeout}s; "
+    def _failed_load(self, name: str, job: ImportJob, required: bool,
+                     exc: TimeoutError | ModuleNotFoundError) -> None:
+        """How load_module and load end when waiting on `job` raised `exc` (one body for both).
+
+        Returns None for a module that does not exist when not `required`; otherwise raises: the
+        module's own exception as it was, or, when the wait ran out while the import still runs, a
+        TimeoutError that says the import goes on and a later load joins it.
+        """
+        if isinstance(exc, TimeoutError) and not job.future.done():
+            raise TimeoutError(
+                f"import of {name!r} did not finish within load_timeout={self.config.load_timeout}s; "
                 "imports cannot be interrupted, so it keeps running in its thread and a later load "
-                "of this module waits for that same import")
+                "of this module waits for that same import") from None
+        if isinstance(exc, ModuleNotFoundError) and not required and is_missing(name, exc):
+            return None
+        raise exc
 
     def _ready(self, name: str) -> types.ModuleType | None:
         """The module if no import is needed; raises ModuleLoadRefused if the loader refuses."""

@@ -18,11 +18,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from scancache.vulndb.nvd import osv_to_nvd_cve
 from scancache.vulndb.query import canonical_ecosystem, parse_purl
 from scancache.vulndb.ranges import normalize_name, record_affects
 
-__all__ = ["MAX_BATCH", "NVD_PATH", "OSVAPI"]
+__all__ = ["MAX_BATCH", "NVD_PATH", "OSVAPI", "osv_to_nvd_cve"]
 
 NVD_PATH = "/rest/json/cves/2.0"
 MAX_BATCH = 1000
@@ -195,3 +194,28 @@ class OSVAPI:
                      "format": "NVD_CVE", "version": "2.0",
                      "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000"),
                      "vulnerabilities": [{"cve": c} for c in page]}, {}
+
+
+def _nvd_time(value: str | None) -> str:
+    return (value or "2000-01-01T00:00:00Z").rstrip("Z")[:23]
+
+
+def osv_to_nvd_cve(cve_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """An NVD 2.0 `cve` object for a CVE that these OSV records alias (what NVD would answer for it)."""
+    first = records[0]
+    text = first.get("details") or first.get("summary") or cve_id
+    packages = sorted({(a.get("package") or {}).get("name", "") for r in records
+                       for a in r.get("affected") or ()} - {""})
+    cpes = [{"vulnerable": True, "criteria": f"cpe:2.3:a:{p.lower()}:{p.lower()}:*:*:*:*:*:python:*:*"}
+            for p in packages]
+    return {
+        "id": cve_id,
+        "sourceIdentifier": "scancache-test",
+        "published": _nvd_time(first.get("published")),
+        "lastModified": _nvd_time(max(r.get("modified", "") for r in records)),
+        "vulnStatus": "Rejected" if all(r.get("withdrawn") for r in records) else "Analyzed",
+        "descriptions": [{"lang": "en", "value": text}],
+        "references": [{"url": ref["url"], "source": "scancache-test"}
+                       for ref in first.get("references") or () if ref.get("url")],
+        "configurations": [{"nodes": [{"operator": "OR", "negate": False, "cpeMatch": cpes}]}],
+    }

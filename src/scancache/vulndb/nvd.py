@@ -13,7 +13,7 @@ from typing import Any
 from scancache.errors import VulnDBError
 from scancache.vulndb.http import JSONClient, Malformed
 
-__all__ = ["NVDClient", "nvd_to_osv", "osv_to_nvd_cve"]
+__all__ = ["NVDClient", "nvd_to_osv"]
 
 RATE_LIMIT_STATUSES = frozenset({403, 429, 500, 502, 503, 504})  # NVD says "over the limit" with 403
 MAX_PAGES = 500
@@ -108,27 +108,3 @@ class NVDClient:
         found = await self.search({"cveId": cve_id})
         return next((r for r in found if r["id"] == cve_id), None)
 
-
-def _nvd_time(value: str | None) -> str:
-    return (value or "2000-01-01T00:00:00Z").rstrip("Z")[:23]
-
-
-def osv_to_nvd_cve(cve_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """An NVD 2.0 `cve` object for a CVE that these OSV records alias (for test servers and fixtures)."""
-    first = records[0]
-    text = first.get("details") or first.get("summary") or cve_id
-    packages = sorted({(a.get("package") or {}).get("name", "") for r in records
-                       for a in r.get("affected") or ()} - {""})
-    cpes = [{"vulnerable": True, "criteria": f"cpe:2.3:a:{p.lower()}:{p.lower()}:*:*:*:*:*:python:*:*"}
-            for p in packages]
-    return {
-        "id": cve_id,
-        "sourceIdentifier": "scancache-test",
-        "published": _nvd_time(first.get("published")),
-        "lastModified": _nvd_time(max(r.get("modified", "") for r in records)),
-        "vulnStatus": "Rejected" if all(r.get("withdrawn") for r in records) else "Analyzed",
-        "descriptions": [{"lang": "en", "value": text}],
-        "references": [{"url": ref["url"], "source": "scancache-test"}
-                       for ref in first.get("references") or () if ref.get("url")],
-        "configurations": [{"nodes": [{"operator": "OR", "negate": False, "cpeMatch": cpes}]}],
-    }
