@@ -108,7 +108,8 @@ async def test_record_refetched_only_when_modified_is_newer(vulndb, osv_server, 
     newer["modified"] = "2030-01-01T00:00:00Z"
     newer["summary"] = "updated upstream"
     osv_server.set_record(newer)
-    await vulndb.cache.adelete(f"q:{parse_query(queries[0]).key}")  # the question expires, records stay
+    # the question expires, records stay
+    await vulndb.cache.adelete(vulndb._query_key(parse_query(queries[0])))
     second = await vulndb.query_many(queries)
     assert osv_server.requests["/v1/vulns"] == fetched + 1  # only the changed record
     assert next(r for r in second[0] if r["id"] == "PYSEC-2014-13")["summary"] == "updated upstream"
@@ -247,3 +248,27 @@ def test_a_plain_cache_config_keeps_vulndb_defaults_it_did_not_set():
     assert vulndb.config.max_size == VulnDBConfig().max_size  # not CacheConfig's 1,000
     assert vulndb.config.ttl_seconds == 1800
     assert VulnerabilityDBCache(CacheConfig(max_size=50)).config.max_size == 50
+
+
+async def test_records_outliving_their_answer_are_reused_when_modified_is_unchanged(
+        make_vulndb, osv_server, osv_records, fake_clock):
+    """An answer and its records expire together; the batch asked again reports the same `modified`
+    for all but one record: only that one is fetched again, the rest come from the stale window."""
+    vulndb = make_vulndb(ttl_seconds=100)
+    queries = [{"package": "jinja2", "ecosystem": "PyPI", "version": "2.4"},
+               {"package": "requests", "ecosystem": "PyPI", "version": "2.0.0"}]
+    first = await vulndb.query_many(queries)
+    gets = osv_server.requests["/v1/vulns"]
+    newer = copy.deepcopy(osv_records["PYSEC-2014-13"])
+    newer["modified"] = "2030-01-01T00:00:00Z"
+    osv_server.set_record(newer)
+    fake_clock.advance(150)  # past every entry's TTL, inside the stale window
+    second = await vulndb.query_many(queries)
+    assert osv_server.requests["/v1/querybatch"] == 2
+    assert osv_server.requests["/v1/vulns"] == gets + 1  # only the changed record
+    assert [r.ids for r in second] == [r.ids for r in first]
+    assert vulndb.get_stats()["records_reused"] == gets - 1
+    fake_clock.advance(50)  # the reused records were stored again: fresh now, no reads of stale ones
+    await vulndb.cache.adelete(vulndb._query_key(parse_query(queries[0])))
+    await vulndb.query_many(queries)
+    assert vulndb.get_stats()["records_reused"] == gets - 1

@@ -81,19 +81,35 @@ async def test_broken_answers_are_retried(make_vulndb, osv_server, kind):
     assert osv_server.requests["/v1/querybatch"] == 3
 
 
-@pytest.mark.parametrize("kind", ["truncated", "malformed", "wrong_shape"])
-async def test_malformed_answers_raise_and_are_never_cached(make_vulndb, osv_server, kind):
+RECORD_IDS = ["PYSEC-2014-8", "PYSEC-2014-82", "PYSEC-2019-217", "PYSEC-2019-220", "PYSEC-2021-66"]
+
+
+async def test_truncated_record_answers_raise_and_are_never_cached(make_vulndb, osv_server):
     vulndb = make_vulndb(max_retries=1)
-    osv_server.inject(kind, count=100, path="/v1/vulns/")
+    osv_server.inject("truncated", count=100, path="/v1/vulns/")
     with pytest.raises(VulnDBError) as info:
         await vulndb.query_many(BATCH[:1])
     assert "/v1/vulns/" in info.value.endpoint
-    assert kind == "truncated" or "malformed" in info.value.reason
-    ids = ["PYSEC-2014-8", "PYSEC-2014-82", "PYSEC-2019-217", "PYSEC-2019-220", "PYSEC-2021-66"]
-    assert all(vulndb.cache.get(f"v:{i}") is None for i in ids)
+    assert all(vulndb.cache.get(vulndb._record_prefix + i) is None for i in RECORD_IDS)
     osv_server.clear_faults()
     results = await vulndb.query_many(BATCH[:1])
     assert len(results[0]) == 5 and all(r["affected"] for r in results[0])
+
+
+@pytest.mark.parametrize("kind", ["malformed", "wrong_shape"])
+async def test_garbled_record_answers_are_skipped_named_and_never_cached(make_vulndb, osv_server, kind):
+    """A server that keeps answering garbage for a record: after the retries the record is skipped
+    (named, with the reason) rather than failing the whole query, and nothing is cached."""
+    vulndb = make_vulndb(max_retries=1)
+    osv_server.inject(kind, count=100, path="/v1/vulns/")
+    results = await vulndb.query_many(BATCH[:1])
+    assert list(results[0]) == [] and not results[0].complete
+    assert sorted(i for i, _ in results[0].skipped) == RECORD_IDS
+    assert all("malformed" in reason for _, reason in results[0].skipped)
+    assert all(vulndb.cache.get(vulndb._record_prefix + i) is None for i in RECORD_IDS)
+    osv_server.clear_faults()
+    results = await vulndb.query_many(BATCH[:1])
+    assert len(results[0]) == 5 and results[0].complete
 
 
 async def test_timeout_is_retried(make_vulndb, osv_server):

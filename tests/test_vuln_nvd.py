@@ -138,3 +138,20 @@ async def test_vulndb_on_redis_uses_the_redis_limiter(redis_url, osv_server):
         assert await vulndb.query_many([{"package": "jinja2", "ecosystem": "PyPI",
                                          "version": "2.4"}]) == jinja
         assert osv_server.total_requests == 0
+
+
+def test_an_api_key_never_overrides_an_explicit_rate_limit():
+    from scancache.config import CacheConfig
+    from scancache.vulndb.cache import VulnerabilityDBCache
+    from scancache.vulndb.config import VulnDBConfig
+
+    made = [VulnerabilityDBCache(VulnDBConfig(nvd_rate_limit=7), nvd_api_key="k"),
+            VulnerabilityDBCache(VulnDBConfig(nvd_rate_limit=5), nvd_api_key="k"),
+            VulnerabilityDBCache(VulnDBConfig(), nvd_api_key="k"),
+            VulnerabilityDBCache(CacheConfig(), nvd_api_key="k")]
+    try:
+        assert [v.config.nvd_rate_limit for v in made] == [7, 5, 50, 50]
+        assert all(v.config.nvd_api_key == "k" for v in made)
+    finally:
+        for vulndb in made:
+            vulndb.cache.close()

@@ -84,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
         report = asyncio.run(_audit(args, lines, mirror))
     for number, text, reason in report.skipped:
         sys.stderr.write(f"scancache: note: line {number} skipped ({reason}): {text}\n")
+    for vuln_id, reason in report.skipped_advisories:  # a package whose status is unknown
+        sys.stderr.write(f"scancache: warning: malformed advisory {vuln_id} skipped: {reason}\n")
     if args.format == "json":
         print(report.to_json())
     else:
         print(render_table(report))
-    return 1 if report.vulnerable else 0
+    # Vulnerable wins (1); else a skipped advisory means "could not tell" (2), never clean (0).
+    return 1 if report.vulnerable else 2 if report.skipped_advisories else 0

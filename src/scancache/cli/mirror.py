@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import zipfile
 from pathlib import Path
 
@@ -29,5 +30,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         mirror.close()
     summary["seconds"] = round(summary["seconds"], 3)
+    for name, reason in report.skipped_files:
+        sys.stderr.write(f"scancache: warning: skipped {name}: {reason}\n")
     print(json.dumps(summary))
     return 0

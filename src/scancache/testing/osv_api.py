@@ -8,6 +8,12 @@ GET /rest/json/cves/2.0 (cveId, cpeName, keywordSearch, startIndex, resultsPerPa
 `nvd_page_size`) is built from the records' CVE aliases plus any raw NVD `cve` objects given. Version
 matching uses the same range evaluation as the offline mirror (PEP 440 for PyPI, semver where the
 ecosystem uses it).
+
+Hostile advisories: `plant(id, body, packages=[...])` serves any body (a malformed record, or bytes
+that are not JSON) at GET /v1/vulns/{id} and lists the id for every version of the named packages in
+/v1/querybatch (and the body in /v1/query when it is JSON), as a compromised or buggy server would.
+Records given to the constructor whose shape cannot be evaluated are indexed as far as they can be
+and never crash the server.
 """
 
 from __future__ import annotations
@@ -53,7 +59,33 @@ class OSVAPI:
         self.records: dict[str, dict[str, Any]] = {}
         for record in items:
             self.records[record["id"]] = record
+        #: id -> (body, {(ecosystem, normalised name)}, modified): see plant().
+        self._planted: dict[str, tuple[Any, set[tuple[str, str]], str]] = {}
         self._reindex()
+
+    def plant(self, vuln_id: str, body: Any, *, packages: Iterable[tuple[str, str]] | Iterable[str],
+              modified: str = "2030-01-01T00:00:00Z") -> None:
+        """Serve body (any JSON value, or bytes sent as they are) as the record vuln_id, and list
+        (vuln_id, modified) for every query of packages: (ecosystem, name) pairs, or PyPI names."""
+        named = {("PyPI", p) if isinstance(p, str) else (p[0], p[1]) for p in packages}
+        with self._lock:
+            self._planted[vuln_id] = (body, {(e, normalize_name(e, n)) for e, n in named}, modified)
+
+    def planted_for(self, body: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+        """(id, body, modified) of the planted records listed for the package a query names."""
+        package = body.get("package") or {}
+        if "purl" in package:
+            eco, name, _ = parse_purl(package["purl"])
+        else:
+            eco = canonical_ecosystem(package["ecosystem"]) if package.get("ecosystem") else None
+            name = package.get("name")
+        if name is None:
+            return []
+        with self._lock:
+            planted = sorted(self._planted.items())
+        return [(vuln_id, planted_body, modified)
+                for vuln_id, (planted_body, packages, modified) in planted
+                if any(e == eco or eco is None for e, n in packages if n == normalize_name(e, name))]
 
     # ------------------------------------------------------------------ records
     def _reindex(self) -> None:
@@ -62,26 +94,34 @@ class OSVAPI:
         by_commit: dict[str, list[str]] = {}
         by_cve: dict[str, list[dict[str, Any]]] = {}
         for vuln_id, record in sorted(self.records.items()):
-            for entry in record.get("affected") or ():
-                package = entry.get("package") or {}
-                eco = str(package.get("ecosystem", ""))
-                key = (eco, normalize_name(eco, str(package.get("name", ""))))
-                ids = by_package.setdefault(key, [])
-                if vuln_id not in ids:
-                    ids.append(vuln_id)
-                for rng in entry.get("ranges") or ():
-                    for event in rng.get("events") or ():
-                        for value in event.values():
-                            by_commit.setdefault(str(value), []).append(vuln_id)
-            for alias in [vuln_id, *(record.get("aliases") or ())]:
-                if alias.startswith("CVE-"):
-                    by_cve.setdefault(alias, []).append(record)
+            try:
+                self._index(vuln_id, record, by_package, by_commit, by_cve)
+            except (AttributeError, TypeError):
+                pass  # a malformed record: indexed as far as it went, never a crash
         nvd = [osv_to_nvd_cve(cve, recs) for cve, recs in sorted(by_cve.items())]
         known = {c["id"] for c in self._extra_nvd}
         self._nvd = sorted([c for c in nvd if c["id"] not in known] + self._extra_nvd,
                            key=lambda c: c["id"])
         self._by_package, self._by_commit = by_package, by_commit
         self._ecosystems = sorted({e for e, _ in by_package})
+
+    @staticmethod
+    def _index(vuln_id: str, record: dict[str, Any], by_package: dict[tuple[str, str], list[str]],
+               by_commit: dict[str, list[str]], by_cve: dict[str, list[dict[str, Any]]]) -> None:
+        for entry in record.get("affected") or ():
+            package = entry.get("package") or {}
+            eco = str(package.get("ecosystem", ""))
+            key = (eco, normalize_name(eco, str(package.get("name", ""))))
+            ids = by_package.setdefault(key, [])
+            if vuln_id not in ids:
+                ids.append(vuln_id)
+            for rng in entry.get("ranges") or ():
+                for event in rng.get("events") or ():
+                    for value in event.values():
+                        by_commit.setdefault(str(value), []).append(vuln_id)
+        for alias in [vuln_id, *(record.get("aliases") or ())]:
+            if alias.startswith("CVE-"):
+                by_cve.setdefault(alias, []).append(record)
 
     def set_record(self, record: dict[str, Any]) -> None:
         """Add or replace one record (e.g. a newer `modified`) while the server runs."""
@@ -106,8 +146,7 @@ class OSVAPI:
             ids = sorted({i for e in ecosystems
                           for i in self._by_package.get((e, normalize_name(e, name)), ())})
         return [self.records[i] for i in ids
-                if record_affects(self.records[i], ecosystem=eco, name=name, version=version,
-                                  commit=commit)]
+                if _affects(self.records[i], ecosystem=eco, name=name, version=version, commit=commit)]
 
     # ------------------------------------------------------------------ endpoints
     def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any,
@@ -118,7 +157,10 @@ class OSVAPI:
         if method == "POST" and path == "/v1/querybatch":
             return self._querybatch(body)
         if method == "GET" and path.startswith("/v1/vulns/"):
-            record = self.records.get(unquote(path[len("/v1/vulns/"):]))
+            vuln_id = unquote(path[len("/v1/vulns/"):])
+            if vuln_id in self._planted:
+                return 200, self._planted[vuln_id][0], {}
+            record = self.records.get(vuln_id)
             if record is None:
                 return 404, {"code": 5, "message": "Bug not found."}, {}
             return 200, record, {}
@@ -139,6 +181,8 @@ class OSVAPI:
             return 400, {"code": 3, "message": "invalid query"}, {}
         try:
             matches = self.match(body)
+            matches += [b if not isinstance(b, bytes) else {"id": i, "modified": m}
+                        for i, b, m in self.planted_for(body)]
         except (ValueError, KeyError, TypeError) as exc:
             return 400, {"code": 3, "message": f"invalid query: {exc}"}, {}
         page, token = self._page(matches, body.get("page_token"), self.page_size)
@@ -157,13 +201,14 @@ class OSVAPI:
         results = []
         for query in queries:
             try:
-                matches = self.match(query)
+                matches = [{"id": r["id"], "modified": r["modified"]} for r in self.match(query)]
+                matches += [{"id": i, "modified": m} for i, _, m in self.planted_for(query)]
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 return 400, {"code": 3, "message": f"invalid query: {exc}"}, {}
             page, token = self._page(matches, query.get("page_token"), self.batch_page_size)
             result: dict[str, Any] = {}
             if page:
-                result["vulns"] = [{"id": r["id"], "modified": r["modified"]} for r in page]
+                result["vulns"] = page
             if token:
                 result["next_page_token"] = token
             results.append(result)
@@ -219,3 +264,11 @@ def osv_to_nvd_cve(cve_id: str, records: list[dict[str, Any]]) -> dict[str, Any]
                        for ref in first.get("references") or () if ref.get("url")],
         "configurations": [{"nodes": [{"operator": "OR", "negate": False, "cpeMatch": cpes}]}],
     }
+
+
+def _affects(record: Any, **query: Any) -> bool:
+    """record_affects, False for a record whose shape cannot be evaluated (the server never crashes)."""
+    try:
+        return record_affects(record, **query)
+    except (AttributeError, TypeError, KeyError, ValueError):
+        return False

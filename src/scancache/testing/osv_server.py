@@ -227,7 +227,7 @@ def _make_handler(server: OSVTestServer) -> type[BaseHTTPRequestHandler]:
                 return
             status, data, headers = server.answer(method, parts.path, parse_qs(parts.query), body,
                                                   self.headers)
-            payload = json.dumps(data, separators=(",", ":")).encode()
+            payload = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":")).encode()
             if fault is not None and fault.kind == "truncated":
                 self._send(status, payload[: len(payload) // 2], headers, length=len(payload))
                 self.close_connection = True

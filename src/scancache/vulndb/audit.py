@@ -58,6 +58,9 @@ class AuditReport:
     findings: list[Finding] = field(default_factory=list)
     skipped: list[tuple[int, str, str]] = field(default_factory=list)  # (line, text, reason)
     withdrawn_ignored: int = 0
+    #: (id, reason) per malformed advisory that matched a pin and was skipped (the reason names the
+    #: pin): that package's status is unknown, so the audit is not clean (the CLI exits 2).
+    skipped_advisories: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def vulnerable(self) -> list[Finding]:
@@ -81,6 +84,7 @@ class AuditReport:
             "skipped": [{"line": n, "text": t, "reason": r} for n, t, r in self.skipped],
             "vulnerable_packages": len(self.vulnerable_packages),
             "withdrawn_ignored": self.withdrawn_ignored,
+            "skipped_advisories": [{"id": i, "reason": r} for i, r in self.skipped_advisories],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -323,4 +327,6 @@ async def audit_requirements(cache: Any, requirements: Any, *, progress: Any = N
         active = [r for r in records if not r.get("withdrawn")]
         report.withdrawn_ignored += len(records) - len(active)
         report.findings += merge_findings(req, active)
+        report.skipped_advisories += [(vuln_id, f"{reason} (matched {req.name}=={req.version})")
+                                      for vuln_id, reason in getattr(records, "skipped", ())]
     return report

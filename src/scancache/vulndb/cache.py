@@ -1,12 +1,19 @@
 """VulnerabilityDBCache: OSV and NVD answers, cached by question and by record, batched, rate limited.
 
-Two kinds of cache entries (namespace "vulndb" unless configured otherwise):
-- `q:<sha256 of the canonical query>` -> `{"ids": [[id, modified], ...]}` for OSV answers, or
-  `{"records": [...]}` for NVD answers (NVD records are rarely shared between questions);
-- `v:<id>` -> the full OSV record, so a record that many packages share is fetched and stored once,
-  and refetched only when OSV reports a newer `modified`.
+Two kinds of cache entries (namespace "vulndb" unless configured otherwise), each keyed by the
+upstream that answered (`<source>`: a hash of the OSV base URL; of the NVD URL for NVD searches; of
+both for cve_id queries), so an answer from one server is never served for another:
+- `q:<source>:<sha256 of the canonical query>` -> `{"ids": [[id, modified], ...]}` for OSV answers,
+  or `{"records": [...]}` for NVD answers (NVD records are rarely shared between questions);
+- `v:<source>:<id>` -> the full OSV record, so a record that many packages share is fetched and
+  stored once, and refetched only when OSV reports a newer `modified` (a record past its TTL whose
+  `modified` is still current is reused from its stale window and stored again, not refetched).
 Empty answers are cached for negative_ttl_seconds. Entries outlive their TTL by stale_ttl_seconds,
-and a stale answer is served (result.stale is True) when the API is down.
+and a stale answer is served (result.stale is True) when the API is down. The offline mirror is a
+source of its own: its answers never go through this cache.
+
+Every record is checked (scancache.vulndb.records) before it is used or stored: a malformed one is
+skipped with one warning naming its id, never cached, and listed in the answer's `skipped`.
 
 cve_id queries ask OSV's /v1/vulns/{id} first (OSV mirrors NVD's CVEs for the ecosystems it
 covers); on a 404 they ask NVD and return its CVE converted to OSV shape. cpe/keyword queries go
@@ -17,6 +24,7 @@ answered offline from it and never touch the network.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import fields, replace
@@ -27,7 +35,8 @@ from scancache.cache_config import CacheConfig, CacheType
 from scancache.errors import VulnDBError
 from scancache.vulndb.config import VulnDBConfig
 from scancache.vulndb.query import Query, parse_query
-from scancache.vulndb.result import VulnResult, is_newer
+from scancache.vulndb.record_store import RecordStore, wanted_ids
+from scancache.vulndb.result import VulnResult
 
 #: progress(done, total): called as long work advances (a CLI draws a bar with it).
 Progress = Callable[[int, int], None]
@@ -44,8 +53,9 @@ def _as_vulndb_config(config: CacheConfig | None, overrides: dict[str, Any]) -> 
         # audit's records outgrow CacheConfig's 1,000 and a warm audit would fetch them again).
         values = {f.name: getattr(config, f.name) for f in fields(config) if f.name in known
                   and (isinstance(config, VulnDBConfig) or getattr(config, f.name) != f.default)}
-        if overrides.get("nvd_api_key") and not values.get("nvd_api_key"):
-            values["nvd_rate_limit"] = None  # recompute: a key raises NVD's limit
+        if overrides.get("nvd_api_key") and not values.get("nvd_api_key") \
+                and getattr(config, "nvd_rate_limit_derived", True):
+            values.pop("nvd_rate_limit", None)  # derived from the (absent) key: a key raises it
         config = VulnDBConfig(**{**values, **overrides})
     if config.namespace == "default":  # a copy: the caller's config object is left as it was
         config = replace(config, namespace="vulndb")
@@ -89,7 +99,16 @@ class VulnerabilityDBCache:
         self._limiter: Any = None
         self._mirror_arg = mirror if mirror is not None else config.mirror_path
         self._mirror: Any = None
-        self.counters = {"stale_served": 0, "mirror_answers": 0, "records_fetched": 0}
+        self.counters = {"stale_served": 0, "mirror_answers": 0, "records_fetched": 0,
+                         "records_reused": 0, "records_skipped": 0}
+        osv_tag = _source_tag("osv", config.osv_url or "")
+        #: The key prefix of each kind of answer: which upstream(s) it came from.
+        self._prefixes = {"package": f"q:{osv_tag}:", "commit": f"q:{osv_tag}:",
+                          "cve": f"q:{_source_tag('osv+nvd', config.osv_url or '', config.nvd_url or '')}:",
+                          "nvd": f"q:{_source_tag('nvd', config.nvd_url or '')}:"}
+        self._record_prefix = f"v:{osv_tag}:"
+        self._records = RecordStore(self.cache, self._record_prefix, config.ttl_seconds,
+                                    lambda: self._clients()[0], self.counters)
         if config.enable_metrics:  # one place (scancache.metrics) sees every live cache
             from scancache.metrics import register_automatically
 
@@ -147,6 +166,11 @@ class VulnerabilityDBCache:
         return min(self.config.negative_ttl_seconds, self.config.ttl_seconds) if empty else \
             self.config.ttl_seconds
 
+    # ------------------------------------------------------------------ keys
+    def _query_key(self, q: Query) -> str:
+        """The cache key of q's answer: its kind's upstream(s), then the canonical query's hash."""
+        return self._prefixes[q.kind] + q.key
+
     # ------------------------------------------------------------------ single queries
     async def query_vulnerability_db(self, query: dict[str, Any] | Query) -> VulnResult:
         """The OSV records answering query (see scancache.vulndb.query for its fields).
@@ -154,40 +178,40 @@ class VulnerabilityDBCache:
         Cost: a cache hit is one or two cache reads; a miss is one OSV request per result page (plus
         NVD requests for CVEs OSV lacks). Concurrent identical queries share one fetch. Raises
         ValueError for an invalid query, VulnDBError when the API fails and no stale answer exists.
+        Malformed advisories are left out and listed in the result's `skipped`.
         """
         q = parse_query(query)
         if self.mirror is not None and q.kind != "nvd":
             self.counters["mirror_answers"] += 1
-            return VulnResult(self.mirror.query(q), source="mirror")
-        return await self.cache.acoalesce(("vulndb-query", q.key), lambda: self._answer(q))
+            records, skipped = self.mirror.query_checked(q)
+            return VulnResult(records, source="mirror", skipped=skipped)
+        key = self._query_key(q)
+        return await self.cache.acoalesce(("vulndb-query", key), lambda: self._answer(q, key))
 
-    async def _answer(self, q: Query) -> VulnResult:
-        key = f"q:{q.key}"
+    async def _answer(self, q: Query, key: str) -> VulnResult:
         entry = await self.cache.aget_entry(key, allow_stale=True)
         if entry is not None and not entry.is_stale:
-            records = await self._records_for(entry.value, stale_ok=False)
-            if records is not None:
-                return VulnResult(records, source="cache")
+            answer = await self._records_for(entry.value, stale_ok=False)
+            if answer is not None:
+                return VulnResult(answer[0], source="cache", skipped=answer[1])
         try:
             return await self._fetch(q, key)
         except VulnDBError:
             if entry is not None:
-                records = await self._records_for(entry.value, stale_ok=True)
-                if records is not None:
+                answer = await self._records_for(entry.value, stale_ok=True)
+                if answer is not None:
                     self.counters["stale_served"] += 1
-                    return VulnResult(records, source="cache", stale=True)
+                    return VulnResult(answer[0], source="cache", stale=True)
             raise
 
     async def _fetch(self, q: Query, key: str) -> VulnResult:
         osv, nvd = self._clients()
-        source = "osv"
         if q.kind in ("package", "commit"):
-            records = _dedupe(await osv.query(q.osv_body()))
+            records, skipped = self._records.checked(await osv.query(q.osv_body()))
         elif q.kind == "cve":
-            record = await osv.get_vuln(q.cve_id)
-            records = [record] if record is not None else []
-            if record is None:
-                source = "nvd"
+            fetched, skipped = await self._records.fetch([q.cve_id])  # type: ignore[list-item]
+            records = list(fetched.values())
+            if not records and not skipped:
                 nvd_record = await nvd.get_cve(q.cve_id)
                 value = {"records": [nvd_record] if nvd_record else []}
                 await self.cache.aset(key, value, self._query_ttl(value))
@@ -199,93 +223,29 @@ class VulnerabilityDBCache:
             value = {"records": _dedupe(await nvd.search(params))}
             await self.cache.aset(key, value, self._query_ttl(value))
             return VulnResult(value["records"], source="nvd")
-        await self._store_records(records)
-        value = {"ids": [[r["id"], r["modified"]] for r in records]}
-        await self.cache.aset(key, value, self._query_ttl(value))
-        return VulnResult(records, source=source)
+        records = _dedupe(records)
+        await self._records.store(records)
+        if not skipped:  # an answer missing a skipped advisory must not be served later as whole
+            value = {"ids": [[r["id"], r["modified"]] for r in records]}
+            await self.cache.aset(key, value, self._query_ttl(value))
+        return VulnResult(records, source="osv", skipped=list(skipped.items()))
 
-    async def _store_records(self, records: list[dict[str, Any]]) -> None:
-        if records:
-            await self.cache.aset_many({f"v:{r['id']}": r for r in records}, self.config.ttl_seconds)
-
-    async def _records_for(self, value: Any, *, stale_ok: bool) -> list[dict[str, Any]] | None:
-        """The records a cached query answer names; missing or outdated ones are fetched (unless
-        stale_ok, when only cached ones are used). None if the answer cannot be rebuilt."""
+    async def _records_for(self, value: Any, *, stale_ok: bool
+                           ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]] | None:
+        """(records, skipped advisories) a cached query answer names; missing or outdated records
+        are fetched (unless stale_ok, when only cached ones are used). None if the answer cannot be
+        rebuilt."""
         if not isinstance(value, dict):
             return None
         if "records" in value:
-            return list(value["records"])
-        wanted = _wanted_ids((value,))
-        found = await self._cached_records(wanted, stale_ok=stale_ok)
+            return list(value["records"]), []
+        wanted = wanted_ids((value,))
+        found = await self._records.cached(wanted, stale_ok=stale_ok)
         if stale_ok:
-            return [found[i] for i in wanted] if len(found) == len(wanted) else None
-        found.update(await self._fetch_records([i for i in wanted if i not in found]))
-        return [found[i] for i in wanted if i in found]
-
-    async def _cached_records(self, wanted: dict[str, str], *, stale_ok: bool
-                              ) -> dict[str, dict[str, Any]]:
-        """{id: record} for wanted ids ({id: modified}) cached and at least as new as asked for.
-
-        Cost: one cache get_many (stale_ok: one read per id, stale entries included).
-        """
-        found = {}
-        if stale_ok:
-            for vuln_id in wanted:
-                entry = await self.cache.aget_entry(f"v:{vuln_id}", allow_stale=True)
-                if entry is not None:
-                    found[vuln_id] = entry.value
-            return found
-        cached = await self.cache.aget_many(["v:" + i for i in wanted])
-        for key, record in cached.items():
-            vuln_id = key[2:]
-            if not isinstance(record, dict):
-                continue  # not a record (a foreign writer): fetch it again
-            modified, have = wanted[vuln_id], record.get("modified", "")
-            if modified == have or not is_newer(modified, str(have)):
-                found[vuln_id] = record
-        return found
-
-    async def _fetch_records(self, ids: list[str], progress: Progress | None = None
-                             ) -> dict[str, dict[str, Any]]:
-        """GET /v1/vulns/{id} once per id (distinct ids; concurrently, bounded); stale copies stand
-        in for failures; raises VulnDBError when neither works. Stores what it fetched.
-        progress(done, len(ids)) is called as each GET finishes."""
-        if not ids:
-            return {}
-        osv, _ = self._clients()
-        get_vuln = osv.get_vuln
-        if progress is not None:
-            done = 0
-            progress(0, len(ids))
-
-            async def get_vuln(vuln_id: str) -> Any:
-                nonlocal done
-                try:
-                    return await osv.get_vuln(vuln_id)
-                finally:
-                    done += 1
-                    progress(done, len(ids))
-
-        answers = await asyncio.gather(*(get_vuln(i) for i in ids), return_exceptions=True)
-        fetched: dict[str, dict[str, Any]] = {}
-        failed: list[BaseException] = []
-        for vuln_id, answer in zip(ids, answers, strict=True):
-            if isinstance(answer, BaseException):
-                if not isinstance(answer, VulnDBError):
-                    raise answer
-                entry = await self.cache.aget_entry(f"v:{vuln_id}", allow_stale=True)
-                if entry is None:
-                    failed.append(answer)
-                else:
-                    self.counters["stale_served"] += 1
-                    fetched[vuln_id] = entry.value
-            elif answer is not None:  # a 404: the record vanished since the batch listed it
-                fetched[vuln_id] = answer
-                self.counters["records_fetched"] += 1
-        if failed:
-            raise failed[0]
-        await self._store_records([r for i, r in fetched.items() if r.get("id") == i])
-        return fetched
+            return ([found[i] for i in wanted], []) if len(found) == len(wanted) else None
+        fetched, skipped = await self._records.fetch([i for i in wanted if i not in found])
+        found.update(fetched)
+        return [found[i] for i in wanted if i in found], list(skipped.items())
 
     # ------------------------------------------------------------------ many queries
     async def query_many(self, queries: Iterable[dict[str, Any] | Query], *,
@@ -298,28 +258,31 @@ class VulnerabilityDBCache:
         /v1/querybatch per osv_batch_size questions not cached (osv_concurrency at a time) and one
         GET per distinct record not cached or outdated. cve/cpe/keyword queries run one by one.
         Raises ValueError for any invalid query (before any request), VulnDBError as above.
+        Malformed advisories are left out of each answer and listed in its `skipped`.
         """
         parsed = [parse_query(q) for q in queries]
         if self.mirror is not None:  # offline: the mirror answers all but NVD searches
             return list(await asyncio.gather(*(self.query_vulnerability_db(q) for q in parsed)))
-        unique = {q.key: q for q in parsed}
-        values = await self.cache.aget_many(["q:" + k for k in unique])
+        keys = [self._query_key(q) for q in parsed]
+        unique = dict(zip(keys, parsed, strict=True))
+        values = await self.cache.aget_many(unique)
         answers: dict[str, VulnResult] = {}
-        missing = [q for k, q in unique.items() if "q:" + k not in values]
-        batchable = [q for q in missing if q.kind in ("package", "commit")]
-        singles = [q for q in missing if q.kind not in ("package", "commit")]
+        missing = [(k, q) for k, q in unique.items() if k not in values]
+        batchable = [(k, q) for k, q in missing if q.kind in ("package", "commit")]
+        singles = [q for _, q in missing if q.kind not in ("package", "commit")]
         new_values, stale_keys = await self._batch(batchable)
         for q, result in zip(singles, await asyncio.gather(*(self.query_vulnerability_db(q)
                                                                for q in singles)), strict=True):
-            answers[q.key] = result
-        fresh = {k[2:]: v for k, v in values.items()}
-        fresh.update(new_values)
-        wanted = _wanted_ids(fresh.values())  # one get_many for every record any answer names
-        found = await self._cached_records(wanted, stale_ok=False)
+            answers[self._query_key(q)] = result
+        fresh = {**values, **new_values}
+        wanted = wanted_ids(fresh.values())  # one get_many for every record any answer names
+        found = await self._records.cached(wanted, stale_ok=False)
+        skipped: dict[str, str] = {}
         if len(found) < len(wanted):
-            found.update(await self._fetch_records([i for i in wanted if i not in found], progress))
-        positive = {f"q:{k}": v for k, v in new_values.items() if v["ids"]}
-        negative = {f"q:{k}": v for k, v in new_values.items() if not v["ids"]}
+            fetched, skipped = await self._records.fetch([i for i in wanted if i not in found], progress)
+            found.update(fetched)
+        positive = {k: v for k, v in new_values.items() if v["ids"]}
+        negative = {k: v for k, v in new_values.items() if not v["ids"]}
         for group in (positive, negative):
             if group:
                 await self.cache.aset_many(group, self._query_ttl(next(iter(group.values()))))
@@ -327,21 +290,24 @@ class VulnerabilityDBCache:
             if "records" in value:
                 answers[key] = VulnResult(value["records"], source="cache")
             else:
-                records = [found[i] for i, _ in value.get("ids") or () if i in found]
-                answers[key] = VulnResult(records, source="osv" if key in new_values else "cache")
+                ids = [i for i, _ in value.get("ids") or ()]
+                answers[key] = VulnResult([found[i] for i in ids if i in found],
+                                          source="osv" if key in new_values else "cache",
+                                          skipped=[(i, skipped[i]) for i in ids if i in skipped])
         for key, value in stale_keys.items():
-            records = await self._records_for(value, stale_ok=True)
-            answers[key] = VulnResult(records or [], source="cache", stale=True)
-        return [answers[q.key] for q in parsed]
+            answer = await self._records_for(value, stale_ok=True)
+            answers[key] = VulnResult(answer[0] if answer else [], source="cache", stale=True)
+        return [answers[k] for k in keys]
 
-    async def _batch(self, queries: list[Query]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Ask querybatch for queries in chunks: ({key: fresh value}, {key: stale value standing in})."""
+    async def _batch(self, queries: list[tuple[str, Query]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Ask querybatch for (cache key, query) pairs in chunks: ({key: fresh value}, {key: stale
+        value standing in})."""
         if not queries:
             return {}, {}
         osv, _ = self._clients()
         size = self.config.osv_batch_size
         chunks = [queries[i:i + size] for i in range(0, len(queries), size)]
-        results = await asyncio.gather(*(osv.querybatch([q.osv_body() for q in chunk])
+        results = await asyncio.gather(*(osv.querybatch([q.osv_body() for _, q in chunk])
                                          for chunk in chunks), return_exceptions=True)
         fresh: dict[str, Any] = {}
         stale: dict[str, Any] = {}
@@ -349,15 +315,15 @@ class VulnerabilityDBCache:
             if isinstance(result, BaseException):
                 if not isinstance(result, VulnDBError):
                     raise result
-                for q in chunk:  # the API failed: a stale answer may stand in, else give up
-                    entry = await self.cache.aget_entry(f"q:{q.key}", allow_stale=True)
+                for key, _ in chunk:  # the API failed: a stale answer may stand in, else give up
+                    entry = await self.cache.aget_entry(key, allow_stale=True)
                     if entry is None or await self._records_for(entry.value, stale_ok=True) is None:
                         raise result
                     self.counters["stale_served"] += 1
-                    stale[q.key] = entry.value
+                    stale[key] = entry.value
                 continue
-            for q, pairs in zip(chunk, result, strict=True):
-                fresh[q.key] = {"ids": [list(p) for p in dict.fromkeys(pairs)]}
+            for (key, _), pairs in zip(chunk, result, strict=True):
+                fresh[key] = {"ids": [list(p) for p in dict.fromkeys(pairs)]}
         return fresh, stale
 
     # ------------------------------------------------------------------ audit, stats, lifecycle
@@ -398,19 +364,9 @@ class VulnerabilityDBCache:
         await self.aclose()
 
 
-def _wanted_ids(values: Iterable[Any]) -> dict[str, str]:
-    """{record id: modified} named by cached OSV answers ({"ids": [[id, modified], ...]}), each id
-    once; an id named twice with different stamps keeps the newer (so an outdated copy is refetched)."""
-    wanted: dict[str, str] = {}
-    for value in values:
-        if not isinstance(value, dict):
-            continue
-        for vuln_id, modified in value.get("ids") or ():
-            vuln_id, modified = str(vuln_id), str(modified)
-            known = wanted.setdefault(vuln_id, modified)
-            if known != modified and is_newer(modified, known):
-                wanted[vuln_id] = modified
-    return wanted
+def _source_tag(*parts: str) -> str:
+    """A short, stable name for the upstream(s) an answer came from (a part of its cache key)."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def _dedupe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -76,6 +76,9 @@ class VulnDBConfig(CacheConfig):
         if self.mirror_path is not None:
             require(isinstance(self.mirror_path, str | os.PathLike), "mirror_path",
                     f"must be a path, got {self.mirror_path!r}")
+        #: True when nvd_rate_limit came from the key's presence (so a key given later may raise
+        #: it); False when it was set explicitly, which a key never overrides. Not a field.
+        self.nvd_rate_limit_derived = self.nvd_rate_limit is None
         if self.nvd_rate_limit is None:
             self.nvd_rate_limit = 50 if self.nvd_api_key else 5
         require(isinstance(self.nvd_rate_limit, int) and self.nvd_rate_limit >= 1,

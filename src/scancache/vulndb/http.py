@@ -18,13 +18,18 @@ from typing import Any
 
 from scancache.errors import VulnDBError
 
-__all__ = ["JSONClient", "parse_retry_after", "Malformed"]
+__all__ = ["JSONClient", "parse_retry_after", "Malformed", "MalformedAnswer"]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class Malformed(ValueError):
     """A response body that is not the JSON shape an endpoint promises."""
+
+
+class MalformedAnswer(VulnDBError):
+    """Every attempt got an answer, none of them the JSON shape the endpoint promises (not JSON, or
+    the wrong shape): the server is up but says something unusable about this request."""
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -105,6 +110,7 @@ class JSONClient:
             self.requests[label] += 1
             retry_after = None
             status: int | None = None
+            malformed = False
             try:
                 response = await self.client.request(method, url, json=json, params=params,
                                                      headers=headers)
@@ -128,7 +134,7 @@ class JSONClient:
                         check(data)
                     return data
             except Malformed as exc:
-                reason = f"malformed response: {exc}"
+                reason, malformed = f"malformed response: {exc}", True
             except httpx.DecodingError as exc:  # a body that cannot be decompressed or decoded
                 reason = f"malformed response: {exc}"
             except httpx.TimeoutException as exc:
@@ -136,7 +142,8 @@ class JSONClient:
             except httpx.TransportError as exc:
                 reason = f"connection failed ({type(exc).__name__}: {exc})"
             if attempt >= self.max_retries:
-                raise VulnDBError(endpoint, f"{reason}; gave up after {attempt + 1} attempt(s)", status)
+                error = MalformedAnswer if malformed else VulnDBError
+                raise error(endpoint, f"{reason}; gave up after {attempt + 1} attempt(s)", status)
             delay = self.backoff(attempt, retry_after)
             attempt += 1
             self.retries[label] += 1

@@ -2,10 +2,14 @@
 
 Schema (one file, nothing shared with the cache): `records(id, modified, withdrawn, json)`, an index
 `packages(ecosystem, name, id)` on PEP 503-normalised (PyPI) names, `aliases(alias, id)` and
-`commits(commit_hash, id)` for GIT range events. Importing a newer dump updates in place: records
-whose `modified` is unchanged are left alone, changed ones are replaced, missing ones removed; the
-ImportReport says how many of each. Queries evaluate ranges with scancache.vulndb.ranges (PEP 440
-for PyPI, semver for SEMVER ranges and semver ecosystems, each record's `versions` list).
+`commits(commit_hash, id)` for GIT range events, and `rejected(ecosystem, name, id, reason)`: the
+packages named by dump files refused as malformed (scancache.vulndb.records), so that a query for
+one of them reports the advisory as skipped (status unknown) instead of answering "clean".
+Importing a newer dump updates in place: records whose `modified` is unchanged are left alone,
+changed ones are replaced, missing ones removed (a record that turned malformed keeps its previous
+copy); the ImportReport says how many of each and names every skipped file. Queries evaluate
+ranges with scancache.vulndb.ranges (PEP 440 for PyPI, semver for SEMVER ranges and semver
+ecosystems, each record's `versions` list).
 
 Offline, a cve_id query returns the records whose id or aliases name the CVE (the mirror holds no
 NVD data). Records come back parsed from JSON; nothing is unpickled.
@@ -14,6 +18,7 @@ NVD data). Records come back parsed from JSON; nothing is unpickled.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -23,9 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from scancache.vulndb.dump import iter_dump
+from scancache.vulndb.dump import iter_dump_files
 from scancache.vulndb.query import Query, parse_query
 from scancache.vulndb.ranges import normalize_name, record_affects
+from scancache.vulndb.records import record_label, record_problem
 
 __all__ = ["OSVMirror", "ImportReport"]
 
@@ -41,15 +47,19 @@ CREATE TABLE IF NOT EXISTS aliases(alias TEXT NOT NULL, id TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS commits(commit_hash TEXT NOT NULL, id TEXT NOT NULL,
                                    PRIMARY KEY(commit_hash, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS packages_by_id ON packages(id);
+CREATE TABLE IF NOT EXISTS rejected(ecosystem TEXT NOT NULL, name TEXT NOT NULL, id TEXT NOT NULL,
+                                    reason TEXT NOT NULL, PRIMARY KEY(ecosystem, name, id)) WITHOUT ROWID;
 """
 #: Progress callbacks fire every this many records (and once at the end).
 PROGRESS_EVERY = 250
+log = logging.getLogger("scancache.vulndb.mirror")
 
 
 @dataclass(frozen=True)
 class ImportReport:
     """What an import changed: records added, updated (modified changed), unchanged, removed,
-    and skipped (not valid OSV JSON)."""
+    and skipped (not JSON, not a valid OSV record, or an id already seen), with skipped_files
+    naming each skipped file and why."""
 
     added: int = 0
     updated: int = 0
@@ -57,10 +67,13 @@ class ImportReport:
     removed: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    skipped_files: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        """The counts as a plain dict."""
-        return asdict(self)
+        """The counts as a plain dict (skipped_files as [{"file", "reason"}, ...])."""
+        out = asdict(self)
+        out["skipped_files"] = [{"file": name, "reason": reason} for name, reason in self.skipped_files]
+        return out
 
 
 def _mirror_meta(path: Path) -> dict[str, str] | None:
@@ -112,29 +125,32 @@ class OSVMirror:
         Cost: O(records in the dump); reads every file once. Raises zipfile.BadZipFile, OSError.
         """
         start = time.perf_counter()
-        added = updated = unchanged = skipped = removed = done = 0
+        added = updated = unchanged = removed = done = 0
+        skipped: list[tuple[str, str]] = []
         with self._lock:
             db = self._db
             known = dict(db.execute("SELECT id, modified FROM records"))
             seen: set[str] = set()
             db.execute("BEGIN IMMEDIATE")
             try:
-                for total, raw in iter_dump(source):
+                if remove_missing:  # a full snapshot: its own rejections replace the old ones
+                    db.execute("DELETE FROM rejected")
+                for total, name, raw in iter_dump_files(source):
                     done += 1
                     if progress is not None and done % PROGRESS_EVERY == 0:
                         progress(done, total)
-                    try:
-                        record = json.loads(raw)
-                        vuln_id, modified = record["id"], record["modified"]
-                        if not isinstance(vuln_id, str) or not isinstance(modified, str):
-                            raise TypeError
-                    except (ValueError, KeyError, TypeError):
-                        skipped += 1
+                    record, problem = _parse(raw)
+                    if problem is None and record["id"] in seen:
+                        problem = f"repeats id {record['id']} (the first copy stands)"
+                    elif problem is not None:
+                        problem = self._reject(name, record, problem, known, seen)
+                    if problem is not None:
+                        log.warning("mirror import: skipped %s: %s", name, problem)
+                        skipped.append((name, problem))
                         continue
-                    if vuln_id in seen:  # the same id twice in one dump: the first one stands
-                        skipped += 1
-                        continue
+                    vuln_id, modified = record["id"], record["modified"]
                     seen.add(vuln_id)
+                    db.execute("DELETE FROM rejected WHERE id = ?", (vuln_id,))
                     if known.get(vuln_id) == modified:
                         unchanged += 1
                         continue
@@ -145,8 +161,8 @@ class OSVMirror:
                         added += 1
                     self._insert(record)
                 if not seen:  # a wrong or empty archive must not wipe (or fake) a mirror
-                    raise ValueError(f"no OSV records in {_describe(source)} ({skipped} files "
-                                     "were not OSV JSON)")
+                    raise ValueError(f"no OSV records in {_describe(source)} ({len(skipped)} "
+                                     "files were not OSV records)")
                 if remove_missing:
                     for vuln_id in set(known) - seen:
                         self._delete(vuln_id)
@@ -159,7 +175,22 @@ class OSVMirror:
                 raise
         if progress is not None:
             progress(done, done)
-        return ImportReport(added, updated, unchanged, removed, skipped, time.perf_counter() - start)
+        return ImportReport(added, updated, unchanged, removed, len(skipped),
+                            time.perf_counter() - start, tuple(skipped))
+
+    def _reject(self, name: str, record: Any, problem: str, known: dict[str, str],
+                seen: set[str]) -> str:
+        """Remember a malformed record under the packages it names, so that a query for one of
+        them reports it (the package's status is then unknown, not clean); a record the mirror
+        already holds keeps its previous copy. Returns the reason to report."""
+        vuln_id = record_label(record) if record is not None else Path(name).stem
+        if vuln_id in known and vuln_id not in seen:
+            seen.add(vuln_id)  # not removed as missing: the last good copy stands
+            problem += " (the previous copy is kept)"
+        rows = {(eco, normalize_name(eco, package), vuln_id, problem)
+                for eco, package in _named_packages(record)}
+        self._db.executemany("INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?)", rows)
+        return problem
 
     def _insert(self, record: dict[str, Any]) -> None:
         vuln_id = record["id"]
@@ -198,14 +229,22 @@ class OSVMirror:
 
         Cost: one indexed lookup plus range evaluation of that package's records. Raises ValueError
         for an invalid query or an NVD search (cpe/keyword), which the mirror cannot answer.
+        Malformed records (a mirror built before they were refused at import) are left out: use
+        query_checked to learn about them.
         """
+        return self.query_checked(query)[0]
+
+    def query_checked(self, query: dict[str, Any] | Query
+                      ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        """(query(query), [(id, reason), ...] for candidate records that are malformed)."""
         q = parse_query(query)
         if q.kind == "cve":
             return self._load("SELECT json FROM records WHERE id IN "
-                              "(SELECT id FROM aliases WHERE alias = ?) ORDER BY id", (q.cve_id,))
+                              "(SELECT id FROM aliases WHERE alias = ?) ORDER BY id", (q.cve_id,)), []
         if q.kind == "nvd":
             raise ValueError("the offline mirror holds OSV data only; cpe/keyword searches need NVD")
         if q.kind == "commit" and q.name is None:
+            skipped: list[tuple[str, str]] = []
             candidates = self._load("SELECT json FROM records WHERE id IN "
                                     "(SELECT id FROM commits WHERE commit_hash = ?) ORDER BY id",
                                     (q.commit,))
@@ -215,16 +254,27 @@ class OSVMirror:
                 ecosystems = [q.ecosystem]
             else:
                 with self._lock:
-                    ecosystems = [r[0] for r in self._db.execute("SELECT DISTINCT ecosystem FROM packages")]
+                    ecosystems = [r[0] for r in self._db.execute(
+                        "SELECT ecosystem FROM packages UNION SELECT ecosystem FROM rejected")]
             candidates = []
+            skipped = []
             for eco in ecosystems:
+                name = normalize_name(eco, q.name)
                 candidates += self._load(
                     "SELECT json FROM records WHERE id IN (SELECT id FROM packages "
-                    "WHERE ecosystem = ? AND name = ?) ORDER BY id",
-                    (eco, normalize_name(eco, q.name)))
-        return [r for r in candidates
-                if record_affects(r, ecosystem=q.ecosystem, name=q.name, version=q.version,
-                                  commit=q.commit)]
+                    "WHERE ecosystem = ? AND name = ?) ORDER BY id", (eco, name))
+                with self._lock:
+                    skipped += self._db.execute("SELECT id, reason FROM rejected WHERE ecosystem = ? "
+                                                "AND name = ? ORDER BY id", (eco, name)).fetchall()
+        found = []
+        for record in candidates:
+            problem = record_problem(record)
+            if problem is not None:
+                skipped.append((record_label(record), problem))
+            elif record_affects(record, ecosystem=q.ecosystem, name=q.name, version=q.version,
+                                commit=q.commit):
+                found.append(record)
+        return found, skipped
 
     def get(self, vuln_id: str) -> dict[str, Any] | None:
         """One record by id, or None."""
@@ -257,6 +307,30 @@ class OSVMirror:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _named_packages(record: Any) -> set[tuple[str, str]]:
+    """(ecosystem, name) of every package a (possibly malformed) record names, as far as readable."""
+    affected = record.get("affected") if isinstance(record, dict) else None
+    named = set()
+    for entry in affected if isinstance(affected, list) else ():
+        package = entry.get("package") if isinstance(entry, dict) else None
+        if isinstance(package, dict) and isinstance(package.get("name"), str) \
+                and isinstance(package.get("ecosystem"), str):
+            named.add((package["ecosystem"], package["name"]))
+    return named
+
+
+def _parse(raw: bytes) -> tuple[Any, str | None]:
+    """(record, None) for a usable OSV record file, else (None, why it is not one)."""
+    try:
+        record = json.loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError included
+        return None, f"not JSON ({exc})"
+    problem = record_problem(record)
+    if problem is not None:
+        return record, f"record {record_label(record)}: {problem}"
+    return record, None
 
 
 def _describe(source: Any) -> str:

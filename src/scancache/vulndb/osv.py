@@ -1,7 +1,9 @@
 """OSV API v1 client: /v1/query (paged), /v1/querybatch (paged per query), /v1/vulns/{id}.
 
-Every answer is shape-checked before anyone sees it, so a garbled body becomes a retry and, at
-worst, a VulnDBError; it can never reach the cache.
+Every answer's envelope is shape-checked before anyone sees it, so a garbled body becomes a retry
+and, at worst, a VulnDBError (MalformedAnswer when the body itself was the problem); it can never
+reach the cache. The records inside are checked by scancache.vulndb.records, where the cache decides
+what to do with a bad one (skip it, with a warning).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from scancache.errors import VulnDBError
 from scancache.vulndb.http import JSONClient, Malformed
+from scancache.vulndb.records import record_label, record_problem
 
 __all__ = ["OSVClient", "check_record"]
 
@@ -20,16 +23,10 @@ MAX_PAGES = 1000
 
 
 def check_record(record: Any) -> None:
-    """Raise Malformed unless record looks like an OSV record (id and modified strings at least)."""
-    if not isinstance(record, dict):
-        raise Malformed(f"a record must be an object, got {type(record).__name__}")
-    if not isinstance(record.get("id"), str) or not record["id"]:
-        raise Malformed("a record lacks its 'id'")
-    if not isinstance(record.get("modified"), str):
-        raise Malformed(f"record {record['id']} lacks 'modified'")
-    for field in ("aliases", "affected"):
-        if field in record and not isinstance(record[field], list):
-            raise Malformed(f"record {record['id']}: '{field}' must be a list")
+    """Raise Malformed unless record is a usable OSV record (scancache.vulndb.records decides)."""
+    problem = record_problem(record)
+    if problem is not None:
+        raise Malformed(f"record {record_label(record)}: {problem}")
 
 
 def _check_page(data: Any, *, full: bool) -> None:
@@ -41,10 +38,10 @@ def _check_page(data: Any, *, full: bool) -> None:
     token = data.get("next_page_token")
     if token is not None and not isinstance(token, str):
         raise Malformed("'next_page_token' must be a string")
+    if full:
+        return  # full records: the cache checks each one and skips (and reports) the bad ones
     for vuln in vulns:
-        if full:
-            check_record(vuln)
-        elif not isinstance(vuln, dict) or not isinstance(vuln.get("id"), str):
+        if not isinstance(vuln, dict) or not isinstance(vuln.get("id"), str) or not vuln["id"]:
             raise Malformed("a batch result entry lacks its 'id'")
 
 
@@ -113,15 +110,20 @@ class OSVClient:
         raise VulnDBError(f"POST {url}", f"more than {MAX_PAGES} pages")
 
     async def get_vuln(self, vuln_id: str) -> dict[str, Any] | None:
-        """One full record, or None when OSV does not know the id (404). Raises VulnDBError."""
+        """The answer for one id, or None when OSV does not know the id (404).
+
+        Only checked to be an object naming vuln_id (as its id or an alias); the caller checks the
+        record's shape. Raises VulnDBError (MalformedAnswer when every answer was garbled)."""
         from urllib.parse import quote
 
         url = f"{self.base_url}/v1/vulns/{quote(vuln_id, safe='')}"
 
         def check(data: Any) -> None:
-            check_record(data)
-            if data["id"] != vuln_id and vuln_id not in (data.get("aliases") or ()):
-                raise Malformed(f"asked for {vuln_id}, got {data['id']}")
+            if not isinstance(data, dict):
+                raise Malformed(f"a record must be an object, got {type(data).__name__}")
+            aliases = data.get("aliases")
+            if data.get("id") != vuln_id and not (isinstance(aliases, list) and vuln_id in aliases):
+                raise Malformed(f"asked for {vuln_id}, got {record_label(data)}")
 
         async with self.semaphore:
             return await self.http.request("osv_vulns", "GET", url, check=check)

@@ -13,14 +13,22 @@ class VulnResult(list):
     """The OSV records (dicts) answering one query: a plain list, plus where the answer came from.
 
     source is "osv", "nvd", "cache" or "mirror"; stale is True when a cached answer past its TTL
-    stood in for an API that failed.
+    stood in for an API that failed. skipped lists (id, reason) for the advisories that answer the
+    question but were malformed (see scancache.vulndb.records) and so are missing from the list:
+    when it is not empty, an empty list does NOT mean "not vulnerable" (`complete` is False).
     """
 
     def __init__(self, records: Iterable[dict[str, Any]] = (), *, source: str = "osv",
-                 stale: bool = False) -> None:
+                 stale: bool = False, skipped: Iterable[tuple[str, str]] = ()) -> None:
         super().__init__(records)
         self.source = source
         self.stale = stale
+        self.skipped: list[tuple[str, str]] = list(skipped)
+
+    @property
+    def complete(self) -> bool:
+        """True when every advisory answering the question is in the list (none was skipped)."""
+        return not self.skipped
 
     @property
     def ids(self) -> list[str]:
