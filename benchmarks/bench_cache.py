@@ -6,6 +6,8 @@ Prints nanoseconds per operation and ratios against the anchors (lower is better
   disk hit / set    vs diskcache (targets: hit <= 1x, set <= 0.5x)
   redis hit         vs raw redis-py GET of the same bytes (target <= 1.15x; the two alternate per repeat)
   get_many(100)     round trips counted on the Redis server (target: 1)
+  @cached hit       vs cachetools @cached (TTLCache + Lock) and cashews @cache (bench_cache_features.py)
+  stampede          recomputes per expiry of one hot key read by 100 workers, XFetch off and on (aim: 1)
 Run: python benchmarks/bench_cache.py [--quick] [--json]
 """
 
@@ -24,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from bench_cache_features import bench_decorator, bench_stampede  # beside this script
 from scancache.cache.core import Cache
 from scancache.config import CacheConfig, CacheType
 
@@ -220,6 +223,9 @@ def main() -> int:
     if shutil.which("redis-server"):
         sections.append(("redis", bench_redis))
     sections.insert(2, ("disk", bench_disk))
+    sections.insert(2, ("decorator", bench_decorator))
+    if shutil.which("redis-server"):
+        sections.append(("stampede", bench_stampede))
     for name, section in sections:
         try:
             disk_rounds = max(1, rounds // 3) if name in ("disk", "redis") else rounds
@@ -235,6 +241,8 @@ def main() -> int:
         ("scancache disk get", "diskcache get", 1.0),
         ("scancache disk set", "diskcache set", 0.5),
         ("scancache redis get", "redis-py GET", 1.15),
+        ("scancache @cached hit", "cachetools @cached+Lock hit", None),
+        ("scancache async @cached hit", "cashews @cache hit", None),
     ]:
         if mine in results and anchor in results:
             # Redis: the median of side-by-side ratios (see paired_per_op_ns), not of separate runs.
@@ -245,12 +253,12 @@ def main() -> int:
     if args.json:
         print(json.dumps({"ns_per_op": results, "ratios": ratios}, indent=2))
         return 0
-    print(f"{'operation':40} {'ns/op':>10}")
+    print(f"{'operation':48} {'ns/op':>10}")
     for name, value in results.items():
         if "ratio" in name:
             continue
-        unit = "" if "round trips" in name else f"{value:10.0f}"
-        print(f"{name:40} {unit or int(value):>10}")
+        unit = "" if "round trips" in name or "recomputes" in name else f"{value:10.0f}"
+        print(f"{name:48} {unit or round(value, 1):>10}")
     print()
     print(f"{'ratio (scancache / anchor)':70} {'ratio':>7} {'target':>8}  met")
     for name, row in ratios.items():

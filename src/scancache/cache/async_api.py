@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from scancache.cache.entry import _MISSING, TTL, CacheEntry
-from scancache.cache.singleflight import call_factory
+from scancache.cache.refresh import DEFAULT_BETA, aget_or_compute
 
 __all__ = ["AsyncCacheAPI"]
 
@@ -143,27 +143,14 @@ class AsyncCacheAPI:
         return await self._flights.run(key, factory)
 
     async def aget_or_set(self, key: str, factory: Callable[[], Any], ttl: TTL = None, *,
-                          stale_ttl: float | None = None) -> Any:
+                          stale_ttl: float | None = None, early_refresh: float = DEFAULT_BETA) -> Any:
         """The cached value, or the result of factory() (sync or async) stored and returned.
 
         Concurrent callers of one missing key share one factory call (single-flight); a factory
         exception reaches every waiting caller and nothing is stored. ttl may be a function of the
-        value.
+        value. early_refresh: XFetch's beta (0: off), as for get_or_set.
         """
-        value = await self.aget(key, _MISSING)
-        if value is not _MISSING:
-            return value
-
-        async def compute() -> Any:
-            # A caller whose miss was read while another's flight ran may arrive after it ended.
-            again = await self.aget(key, _MISSING)
-            if again is not _MISSING:
-                return again
-            result = await call_factory(factory)
-            await self.aset(key, result, ttl, stale_ttl=stale_ttl)
-            return result
-
-        return await self._flights.run(key, compute)
+        return await aget_or_compute(self, key, factory, ttl, stale_ttl=stale_ttl, beta=early_refresh)
 
     async def _amaybe_cleanup(self, now: float) -> None:
         # A purge may wait on another process's SQLite lock: never on the event loop.

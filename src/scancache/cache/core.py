@@ -16,6 +16,7 @@ from scancache.cache.async_api import AsyncCacheAPI
 from scancache.cache.backend import Backend, Record, WriteItem
 from scancache.cache.codec import Codec, CorruptEntry
 from scancache.cache.entry import _MISSING, TTL, CacheEntry
+from scancache.cache.refresh import DEFAULT_BETA, get_or_compute
 from scancache.cache.singleflight import AsyncSingleFlight, SingleFlight
 from scancache.cache.stats import SAMPLE_EVERY, CacheStats
 from scancache.cache_config import CacheConfig
@@ -400,21 +401,26 @@ class Cache(AsyncCacheAPI):
             return None
 
     def get_or_set(self, key: str, factory: Callable[[], Any], ttl: TTL = None, *,
-                   stale_ttl: float | None = None) -> Any:
-        """The cached value, or factory() stored and returned; threads missing one key call it once."""
-        value = self.get(key, _MISSING)
-        if value is not _MISSING:
-            return value
+                   stale_ttl: float | None = None, early_refresh: float = DEFAULT_BETA) -> Any:
+        """The cached value, or factory() stored and returned; threads missing one key call it once.
 
-        def compute() -> Any:
-            again = self.get(key, _MISSING)
-            if again is not _MISSING:
-                return again
-            result = factory()
-            self.set(key, result, ttl, stale_ttl=stale_ttl)
-            return result
+        early_refresh is XFetch's beta (0: off): a hot entry is recomputed by one caller shortly
+        before it expires, from its measured compute time (see cache/refresh.py).
+        """
+        return get_or_compute(self, key, factory, ttl, stale_ttl=stale_ttl, beta=early_refresh)
 
-        return self._thread_flights.run(key, compute)
+    def cached(self, ttl: TTL = None, *, key: str | Callable[..., str] | None = None,
+               stale_ttl: float | None = None, name: str | None = None,
+               early_refresh: float = DEFAULT_BETA) -> Callable[[Callable[..., Any]], Any]:
+        """Decorator caching a sync or async function's results here (see cache/decorator.py).
+
+        key: None (a digest of all arguments), a template such as "whois:{domain}", or a function of
+        the arguments returning a str; name: the key prefix instead of module.qualname; stale_ttl:
+        serve a stale result at once and refresh it in the background; early_refresh: XFetch beta.
+        """
+        from scancache.cache.decorator import cached  # lazy: inspect and hashlib only when used
+
+        return cached(self, ttl, key=key, stale_ttl=stale_ttl, name=name, early_refresh=early_refresh)
 
     @property
     def inflight_joined(self) -> int:
