@@ -106,6 +106,13 @@ class CacheConfig:
             require(isinstance(self.signing_key, str | bytes) and len(self.signing_key) >= 16,
                     "signing_key", "must be a str or bytes of at least 16 characters")
 
+    def __repr__(self) -> str:
+        # Secrets never reach a log or a traceback: URL credentials and keys show as ***.
+        # (DNSConfig and VulnDBConfig are declared repr=False so they inherit this.)
+        from scancache.cache.urls import redacted_repr
+
+        return redacted_repr(self)
+
     @property
     def max_memory_bytes(self) -> int:
         """max_memory_mb in bytes."""

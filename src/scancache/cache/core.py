@@ -19,6 +19,7 @@ from scancache.cache.entry import _MISSING, TTL, CacheEntry
 from scancache.cache.refresh import DEFAULT_BETA, get_or_compute
 from scancache.cache.singleflight import AsyncSingleFlight, SingleFlight
 from scancache.cache.stats import SAMPLE_EVERY, CacheStats
+from scancache.cache.urls import redact_text
 from scancache.cache_config import CacheConfig
 
 __all__ = ["Cache", "CacheEntry", "TTL"]
@@ -45,7 +46,7 @@ class _BurstLog:
             return
         extra = f" ({self.suppressed} more suppressed)" if self.suppressed else ""
         log.warning("cache %s: %s failed: %s: %s%s", self.name, operation,
-                    type(exc).__name__, exc, extra)
+                    type(exc).__name__, redact_text(str(exc)), extra)
         self.suppressed = 0
         self.quiet_until = now + _ERROR_LOG_QUIET_SECONDS
 

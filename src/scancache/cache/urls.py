@@ -8,10 +8,12 @@ transcript. Only the standard library: importing this costs nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "parse_redis_url", "redact_text", "redact_url"]
+__all__ = ["REDACTED", "parse_redis_url", "redact_text", "redact_url", "redacted_repr"]
 
 REDACTED = "***"
 #: Query parameters whose value is a secret (redis-py reads ?password=; APIs take keys and tokens).
@@ -54,6 +56,28 @@ def redact_text(text: str) -> str:
     if "://" not in text:
         return text
     return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
+
+
+def _is_secret_field(name: str) -> bool:
+    return name.endswith(("_key", "password", "token", "secret"))
+
+
+def redacted_repr(config: Any) -> str:
+    """A dataclass's repr with its secrets hidden: fields named *_key/*password/*token/*secret
+    show ***, URLs lose their credentials. Configs use it as their __repr__."""
+    shown = []
+    for field in dataclasses.fields(config):
+        if not field.repr:
+            continue
+        value = getattr(config, field.name)
+        if value is not None and _is_secret_field(field.name):
+            text = repr(REDACTED)
+        elif isinstance(value, str) and "://" in value:
+            text = repr(redact_url(value))
+        else:
+            text = repr(value)
+        shown.append(f"{field.name}={text}")
+    return f"{type(config).__qualname__}({', '.join(shown)})"
 
 
 def parse_redis_url(url: str) -> tuple[str, bool]:

@@ -30,10 +30,13 @@ class _WarningCollector(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Remember the message (the first `limit` of them)."""
         if len(self.messages) < self.limit:
+            from scancache.cache.urls import redact_text  # stdlib only: cheap
+
             try:
-                self.messages.append(record.getMessage())
+                message = record.getMessage()
             except Exception:  # a bad format string in someone's log call: keep going
-                self.messages.append(str(record.msg))
+                message = str(record.msg)
+            self.messages.append(redact_text(message))  # printed at the end: no credentials
 
 
 #: What scancache logged during this command (when -v is not given).

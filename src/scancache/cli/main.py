@@ -267,7 +267,10 @@ def _fail(message: str, verbose: int, code: int = EXIT_ERROR) -> int:
         import traceback
 
         traceback.print_exc(file=sys.stderr)
-    text = " ".join(str(message).split()) or "unknown error"  # one line, whatever the message
+    from scancache.cache.urls import redact_text
+
+    # One line, whatever the message, and never a URL's credentials.
+    text = " ".join(redact_text(str(message)).split()) or "unknown error"
     sys.stderr.write(f"scancache: error: {text}\n")
     return code
 

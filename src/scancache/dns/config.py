@@ -41,7 +41,7 @@ def _port(text: str, whole: str) -> int:
     return int(text)
 
 
-@dataclass
+@dataclass(repr=False)  # CacheConfig's __repr__: secrets redacted
 class DNSConfig(CacheConfig):
     """DNS settings. ttl_seconds (inherited) is the ceiling for a record's TTL; min_ttl_seconds the
     floor; negative answers (NXDOMAIN, NODATA) live for their SOA minimum clamped to

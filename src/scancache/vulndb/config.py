@@ -15,7 +15,7 @@ DEFAULT_OSV_URL = "https://api.osv.dev"
 DEFAULT_NVD_URL = "https://services.nvd.nist.gov/rest/json/cves/2.0"
 
 
-@dataclass
+@dataclass(repr=False)  # CacheConfig's __repr__: secrets redacted
 class VulnDBConfig(CacheConfig):
     """Vulnerability settings. Empty results live negative_ttl_seconds; records are kept
     stale_ttl_seconds past expiry to answer while an API is down. NVD allows nvd_rate_limit
