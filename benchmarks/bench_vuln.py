@@ -100,9 +100,10 @@ def forget_process_memos() -> None:
     """Empty the in-process memos (parsed pins, canonical queries, findings, parsed versions), so a
     phase sees what a fresh process would: only the cache's own data."""
     from scancache.vulndb import audit, query, ranges
+    from scancache.vulndb.inputs import requirements
 
-    for memo in ("_PIN_MEMO", "_FINDINGS_MEMO", "_FIXED_MEMO"):
-        getattr(audit, memo, {}).clear()
+    for module, memo in ((requirements, "_PIN_MEMO"), (audit, "_FINDINGS_MEMO"), (audit, "_FIXED_MEMO")):
+        getattr(module, memo, {}).clear()
     for function in (getattr(query, "pypi_query", None), getattr(query, "_pep440_canonical", None),
                      getattr(query, "_pep440_normal", None), getattr(ranges, "pep440", None)):
         if hasattr(function, "cache_clear"):

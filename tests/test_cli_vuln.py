@@ -75,7 +75,7 @@ def reqs(tmp_path: Path) -> dict[str, Path]:
 def test_audit_clean_exits_0(env: dict[str, str], reqs: dict[str, Path]) -> None:
     done = run_cli("audit", "-r", str(reqs["clean"]), env=env)
     assert done.returncode == 0, done.stderr
-    assert "No known vulnerabilities found in 2 packages." in done.stdout
+    assert "No known vulnerabilities found in 2 packages (no entries skipped)." in done.stdout
 
 
 def test_audit_vulnerable_exits_1_with_a_table(env: dict[str, str], reqs: dict[str, Path]) -> None:
@@ -85,8 +85,8 @@ def test_audit_vulnerable_exits_1_with_a_table(env: dict[str, str], reqs: dict[s
     assert lines[0].split()[:3] == ["PACKAGE", "VERSION", "ID"]
     ids = {line.split()[2] for line in lines[1:] if line.strip() and not line.startswith("Found")}
     assert ids == {"PYSEC-2014-8", "PYSEC-2014-82", "PYSEC-2014-13", "PYSEC-2014-14"}
-    assert lines[-1] == "Found 4 known vulnerabilities in 2 of 2 packages."
-    assert "line 4 skipped" in done.stderr and "flask>=1.0" in done.stderr  # not pinned: a note
+    assert lines[-1] == "Found 4 known vulnerabilities in 2 of 2 packages (1 skipped: 1 unpinned)."
+    assert "vulnerable.txt:4: skipped" in done.stderr and "flask>=1.0" in done.stderr  # a note
 
 
 def test_audit_json_then_answered_from_the_cache(env: dict[str, str], osv: OSVTestServer,

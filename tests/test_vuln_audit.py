@@ -11,7 +11,7 @@ from scancache.vulndb.audit import parse_requirements
 
 REQUIREMENTS = """\
 # production pins
--r base.txt
+--prefer-binary
 --index-url https://example.invalid/simple
 -e git+https://example.invalid/repo.git#egg=thing
 Jinja2==2.4  # old on purpose
@@ -35,7 +35,7 @@ def test_parse_requirements_pins_skips_and_notes():
     assert pinned[0].normalized_name == "jinja2"
     reasons = {line: reason for line, _, reason in skipped}
     assert set(reasons) == {2, 3, 4, 10, 11, 12}
-    assert "-r" in reasons[2] and "-e" in reasons[4]
+    assert "--prefer-binary" in reasons[2] and "-e" in reasons[4]
     assert all("not pinned" in reasons[n] for n in (10, 11, 12))
 
 

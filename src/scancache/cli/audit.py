@@ -1,7 +1,8 @@
 """`scancache audit -r requirements.txt`: pinned requirements against OSV, cached or offline.
 
 Exit status: 0 when nothing is vulnerable, 1 when something is, 2 on any error (so a CI job can tell
-"vulnerable" from "could not tell").
+"vulnerable" from "could not tell"). An input that yields no auditable package is an error (2) unless
+--allow-empty: a file whose every line was skipped must not pass as clean.
 """
 
 from __future__ import annotations
@@ -19,11 +20,21 @@ from scancache.cli._common import (
     load_settings,
     progress,
     progress_wanted,
-    read_text,
 )
 from scancache.cli._components import open_mirror, open_vulndb
 
-__all__ = ["run", "render_table"]
+__all__ = ["run", "render_table", "skipped_summary"]
+
+#: Skipped entries named one by one on stderr; the rest are counted (the JSON report lists all).
+_NOTES_SHOWN = 50
+
+
+def skipped_summary(report: Any) -> str:
+    """"no entries skipped" or "3 skipped: 2 unpinned, 1 editable" (what a summary line ends with)."""
+    if not report.skipped:
+        return "no entries skipped"
+    kinds = ", ".join(f"{count} {kind}" for kind, count in report.skipped_by_kind.items())
+    return f"{len(report.skipped)} skipped: {kinds}"
 
 
 def render_table(report: Any) -> str:
@@ -38,20 +49,34 @@ def render_table(report: Any) -> str:
         lines.append("")
     packages = len(report.vulnerable_packages)
     total = len(report.dependencies)
+    skipped = skipped_summary(report)
     if report.vulnerable:
         lines.append(f"Found {len(report.vulnerable)} known vulnerabilities in {packages} of {total} "
-                     f"packages.")
+                     f"packages ({skipped}).")
     else:
-        lines.append(f"No known vulnerabilities found in {total} packages.")
+        lines.append(f"No known vulnerabilities found in {total} packages ({skipped}).")
     return "\n".join(lines)
 
 
-async def _audit(args: argparse.Namespace, lines: list[str], mirror: str | None) -> Any:
+def read_input(path_text: str) -> Any:
+    """The ParsedInput of a requirements file ('-' reads stdin; its includes are relative to the
+    current directory)."""
+    from scancache.vulndb.inputs.base import decode_input
+    from scancache.vulndb.inputs.requirements import parse_requirements_file, parse_requirements_text
+
+    if path_text == "-":
+        return parse_requirements_text(decode_input(sys.stdin.buffer.read(), "<stdin>"), file="<stdin>")
+    return parse_requirements_file(path_text)
+
+
+async def _audit(args: argparse.Namespace, parsed: Any, mirror: str | None) -> Any:
+    from scancache.vulndb.audit import audit_input
+
     settings = load_settings(args)
     vulndb = open_vulndb(settings, osv_url=args.osv_url, mirror=mirror)
     try:
         with progress(progress_wanted(args), "fetching advisories", None) as bar:
-            return await vulndb.audit(lines, progress=bar.update)
+            return await audit_input(vulndb, parsed, progress=bar.update)
     finally:
         await vulndb.aclose()
 
@@ -73,17 +98,38 @@ def _prepare_mirror(path_text: str, workdir: Path) -> str:
     return str(path)
 
 
+def _note_skipped(skipped: list[Any]) -> None:
+    for entry in skipped[:_NOTES_SHOWN]:
+        sys.stderr.write(f"scancache: note: {entry.location}: skipped ({entry.reason}): {entry.text}\n")
+    if len(skipped) > _NOTES_SHOWN:
+        sys.stderr.write(f"scancache: note: {len(skipped) - _NOTES_SHOWN} more entries skipped "
+                         f"(--format json lists every one)\n")
+
+
+def _check_not_empty(parsed: Any, shown: str, allow_empty: bool) -> None:
+    """An input with no auditable package is an error unless allowed: 'clean' would be a guess."""
+    if parsed.dependencies or allow_empty:
+        return
+    if parsed.skipped:
+        kinds: dict[str, int] = {}
+        for entry in parsed.skipped:
+            kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
+        why = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+        raise CommandError(f"{shown}: no auditable package: all {len(parsed.skipped)} entries were "
+                           f"skipped ({why}); --allow-empty accepts this")
+    raise CommandError(f"{shown}: no packages to audit (the input is empty); --allow-empty accepts this")
+
+
 def run(args: argparse.Namespace) -> int:
     """Audit the requirements file and print the report; 0 clean, 1 vulnerable, 2 error."""
     import tempfile
 
-    # Every line, comments and blanks included: the report names skipped lines by their number.
-    lines = read_text(args.requirement, "requirements file").splitlines()
+    parsed = read_input(args.requirement)
+    _note_skipped(parsed.skipped)
+    _check_not_empty(parsed, "<stdin>" if args.requirement == "-" else args.requirement, args.allow_empty)
     with tempfile.TemporaryDirectory(prefix="scancache-audit-") as workdir:
         mirror = _prepare_mirror(args.mirror, Path(workdir)) if args.mirror else None
-        report = asyncio.run(_audit(args, lines, mirror))
-    for number, text, reason in report.skipped:
-        sys.stderr.write(f"scancache: note: line {number} skipped ({reason}): {text}\n")
+        report = asyncio.run(_audit(args, parsed, mirror))
     for vuln_id, reason in report.skipped_advisories:  # a package whose status is unknown
         sys.stderr.write(f"scancache: warning: malformed advisory {vuln_id} skipped: {reason}\n")
     if args.format == "json":

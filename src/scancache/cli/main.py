@@ -111,6 +111,8 @@ def _add_audit(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--mirror", metavar="FILE",
                         help="answer offline from this mirror (made by 'scancache mirror import')")
     parser.add_argument("--osv-url", metavar="URL", help="OSV API base (default: $SCANCACHE_OSV_URL)")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="accept an input with no auditable package (else exit 2)")
     _add_progress(parser)
     parser.set_defaults(module="audit")
 
