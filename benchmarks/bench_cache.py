@@ -8,6 +8,7 @@ Prints nanoseconds per operation and ratios against the anchors (lower is better
   get_many(100)     round trips counted on the Redis server (target: 1)
   @cached hit       vs cachetools @cached (TTLCache + Lock) and cashews @cache (bench_cache_features.py)
   stampede          recomputes per expiry of one hot key read by 100 workers, XFetch off and on (aim: 1)
+  invalidation      worker A's write -> worker B's first read of it, 1,000 writes (aim: p99 < 10 ms)
 Run: python benchmarks/bench_cache.py [--quick] [--json]
 """
 
@@ -26,7 +27,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench_cache_features import bench_decorator, bench_stampede  # beside this script
+from bench_cache_features import (  # beside this script
+    bench_decorator,
+    bench_invalidation,
+    bench_stampede,
+)
 from scancache.cache.core import Cache
 from scancache.config import CacheConfig, CacheType
 
@@ -226,6 +231,7 @@ def main() -> int:
     sections.insert(2, ("decorator", bench_decorator))
     if shutil.which("redis-server"):
         sections.append(("stampede", bench_stampede))
+        sections.append(("invalidation", bench_invalidation))
     for name, section in sections:
         try:
             disk_rounds = max(1, rounds // 3) if name in ("disk", "redis") else rounds
@@ -257,7 +263,7 @@ def main() -> int:
     for name, value in results.items():
         if "ratio" in name:
             continue
-        unit = "" if "round trips" in name or "recomputes" in name else f"{value:10.0f}"
+        unit = "" if "round trips" in name or "recomputes" in name or " us " in name else f"{value:10.0f}"
         print(f"{name:48} {unit or round(value, 1):>10}")
     print()
     print(f"{'ratio (scancache / anchor)':70} {'ratio':>7} {'target':>8}  met")

@@ -1,5 +1,6 @@
 """Sections of bench_cache.py for the core's features: @cached against cachetools' @cached and cashews'
-@cache, and the XFetch stampede count (recomputes per expiry with 100 concurrent callers).
+@cache, the XFetch stampede count (recomputes per expiry with 100 concurrent callers), and the
+invalidation delay between two hybrid workers (write in A -> B's first read of the new value).
 
 Run through bench_cache.py (`python benchmarks/bench_cache.py`), or alone:
     python benchmarks/bench_cache_features.py [--quick]
@@ -144,6 +145,64 @@ def bench_stampede(rounds: int, repeats: int) -> dict[str, float]:
     return out
 
 
+_READER = """
+import sys, time
+from scancache.cache.core import Cache
+from scancache.cache_config import CacheConfig, CacheType
+url = sys.argv[1]
+cache = Cache(CacheConfig(cache_type=CacheType.HYBRID, redis_url=url, ttl_seconds=3600))
+assert cache.backend.listener.connected.wait(10)
+cache.set("warm", [0, 0.0])
+start = time.perf_counter_ns()
+for _ in range(100_000):
+    cache.get("warm")
+print((time.perf_counter_ns() - start) / 100_000, flush=True)  # a hit in B's memory tier
+for line in sys.stdin:  # "I": spin on get("k") until it returns write I, print the delay since it began
+    want = int(line)
+    value = cache.get("k")
+    while value is None or value[0] != want:
+        value = cache.get("k")
+    print(time.monotonic() - value[1], flush=True)
+"""
+
+
+def bench_invalidation(rounds: int, repeats: int) -> dict[str, float]:
+    """Worker A writes a key 1,000 times; worker B (another process, hybrid, spinning on get) reports
+    how long after each write began it first read the new value. Also B's memory hit."""
+    import subprocess
+    import sys
+
+    from scancache.testing.redis_server import RedisServer
+
+    writes = 100 if rounds < 10 else 1000
+    out: dict[str, float] = {}
+    with RedisServer() as server:
+        writer = Cache(CacheConfig(cache_type=CacheType.HYBRID, redis_url=server.url, ttl_seconds=3600))
+        reader = subprocess.Popen([sys.executable, "-c", _READER, server.url], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        assert reader.stdin is not None and reader.stdout is not None
+        try:
+            out["hybrid hit in worker B (tracking on)"] = float(reader.stdout.readline())
+            delays = []
+            for i in range(writes):
+                writer.set("k", [i, time.monotonic()])
+                reader.stdin.write(f"{i}\n")
+                reader.stdin.flush()
+                delays.append(float(reader.stdout.readline()) * 1e6)
+        finally:
+            reader.stdin.close()
+            reader.wait(30)
+            writer.close()
+    delays.sort()
+    out[f"write -> other worker's new read, median us ({writes} writes)"] = statistics.median(delays)
+    out[f"write -> other worker's new read, p99 us ({writes} writes)"] = delays[int(len(delays) * 0.99) - 1]
+    plain = Cache(CacheConfig(max_size=10_000))
+    plain.set("warm", [0, 0.0])
+    out["memory hit, same value (reference)"] = _per_call_ns(
+        lambda: [plain.get("warm") for _ in range(100_000)], 100_000, 3)
+    return out
+
+
 if __name__ == "__main__":
     import argparse
     import shutil
@@ -155,5 +214,6 @@ if __name__ == "__main__":
     results = bench_decorator(rounds, repeats)
     if shutil.which("redis-server"):
         results.update(bench_stampede(rounds, repeats))
+        results.update(bench_invalidation(rounds, repeats))
     for name, value in results.items():
         print(f"{name:55} {value:10.1f}")

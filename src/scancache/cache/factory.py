@@ -75,5 +75,8 @@ def make_backend(config: CacheConfig, codec: Codec, *, clock: Callable[[], float
         return _redis(config, clock)
     from scancache.cache.hybrid import HybridBackend
 
-    back = _redis(config, clock) if config.redis_url else _disk(config)
-    return HybridBackend(_memory(config), back, codec, clock)
+    if config.redis_url:  # memory that follows other workers' writes (CLIENT TRACKING)
+        from scancache.cache.invalidation import tracked_hybrid
+
+        return tracked_hybrid(_memory(config), _redis(config, clock), codec, clock, config)
+    return HybridBackend(_memory(config), _disk(config), codec, clock)
