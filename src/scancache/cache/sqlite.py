@@ -8,9 +8,9 @@ once per cleanup_interval; an index on stale_until would tax every write instead
 Concurrency: WAL journal with synchronous=NORMAL (a commit is durable against process crashes, and
 against power loss up to the last checkpoint), a busy timeout, and a short retry loop on "database is
 locked" for writes. Each thread gets its own connection, and a forked child opens its own
-(sqlite_connections.py). Async reads and small async writes run inline (a local read costs less than
-a thread hop); a write that finds the file locked moves to a thread, so the event loop never waits
-on another process's lock.
+(sqlite_connections.py). Async reads and small async writes run inline on a connection that fails
+at once on a lock (a local read costs less than a thread hop); one that finds the file locked moves
+to a thread, so the event loop never waits on another process's lock.
 
 Opening the file, its schema and what happens to a corrupt one live in sqlite_file.py. Corruption
 found later surfaces as exceptions from reads, which the Cache front counts as misses.
@@ -120,6 +120,10 @@ class SQLiteBackend(ByteBackendBase):
             cursor = self._connections.local.cursor
         except AttributeError:
             cursor = self._cursor()
+        return self._read(cursor, key)
+
+    def _read(self, cursor: sqlite3.Cursor, key: str) -> bytes | None:
+        """get's body on a given cursor (the waiting one, or the event loop's fail-fast one)."""
         row = cursor.execute(_GET, (self.namespace, key)).fetchone()
         if row is None:
             return None
@@ -129,8 +133,11 @@ class SQLiteBackend(ByteBackendBase):
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """{key: blob} for the stored keys among keys: one query per 500 distinct keys."""
+        return self._read_many(self._cursor(), keys)
+
+    def _read_many(self, cursor: sqlite3.Cursor, keys: Sequence[str]) -> dict[str, bytes]:
+        """get_many's body on a given cursor."""
         unique = list(dict.fromkeys(keys))
-        cursor = self._cursor()
         out: dict[str, bytes] = {}
         for start in range(0, len(unique), _CHUNK):
             chunk = unique[start:start + _CHUNK]
@@ -244,6 +251,10 @@ class SQLiteBackend(ByteBackendBase):
             return 0
         slack = max(1, limit // 16)
         cursor = self._cursor()
+        # Reads since the last eviction count as uses: refreshed before choosing. They are forgotten
+        # only once that commits: a failed or retried attempt must not lose them (they would then
+        # look like the oldest entries and be evicted first).
+        touched = set(self._touched or ())
 
         def run() -> int:
             with immediate(cursor):
@@ -251,8 +262,6 @@ class SQLiteBackend(ByteBackendBase):
                 excess = count - limit
                 if excess > 0:
                     excess += min(slack, limit - 1, count - 1)
-                    # Reads since the last eviction count as uses: refresh them before choosing.
-                    touched, self._touched = self._touched or set(), set()
                     now = time.time()
                     cursor.executemany(_TOUCH, ((now, self.namespace, key) for key in touched))
                     cursor.execute(_EVICT, (self.namespace, self.namespace, excess))
@@ -261,6 +270,8 @@ class SQLiteBackend(ByteBackendBase):
             return max(excess, 0)
 
         evicted = retry(run)
+        if evicted and self._touched is not None:
+            self._touched -= touched  # keys read while it ran stay for the next trim
         self.evictions += evicted
         return evicted
 
@@ -284,17 +295,28 @@ class SQLiteBackend(ByteBackendBase):
                 os.rmdir(self.path.parent)
 
     # Measured: a read from a local file takes ~5-10 us inline, ~50-90 us through asyncio.to_thread;
-    # an uncontended write ~35 us inline, ~110-140 us through a thread. So both run inline, and a write
-    # that would wait on another writer's lock (up to the busy timeout) moves to a thread instead of
-    # blocking the event loop. Large batches always go to a thread.
+    # an uncontended write ~35 us inline, ~110-140 us through a thread. So both run inline on the
+    # fail-fast connection (busy timeout 0), and a read or write that finds the file locked by
+    # another process (an exclusive lock, a recovery, a checkpoint) moves to a thread, where it
+    # waits up to the busy timeout without blocking the event loop. Large batches always go to a
+    # thread.
     async def aget(self, key: str) -> bytes | None:
-        """get, inline on the event loop thread (no thread hop for a local file)."""
-        return self.get(key)
+        """get inline when the file is free at once, else in a thread (the loop never waits)."""
+        try:
+            return self._read(self._nowait_cursor(), key)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        return await asyncio.to_thread(self.get, key)
 
     async def aget_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        """get_many inline for up to one chunk of keys, in a thread beyond that."""
+        """get_many inline for up to one chunk of keys when the file is free, else in a thread."""
         if len(keys) <= _CHUNK:
-            return self.get_many(keys)
+            try:
+                return self._read_many(self._nowait_cursor(), keys)
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
         return await asyncio.to_thread(self.get_many, keys)
 
     async def aset(self, key: str, record: Record, blob: bytes | None) -> None:
