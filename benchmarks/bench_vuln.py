@@ -65,9 +65,10 @@ class ServerProcess:
     """The loopback server in a child process (its own GIL, as a real API would have); counters are
     read over its control endpoint."""
 
-    def __init__(self, source: Path) -> None:
+    def __init__(self, source: Path, latency: float = 0.0) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "scancache.testing.osv_server", str(source),
-                                      "--lifetime", "900"], stdout=subprocess.PIPE, text=True)
+                                      "--lifetime", "3600", "--latency", str(latency)],
+                                     stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
         self.nvd_url = self.proc.stdout.readline().strip()

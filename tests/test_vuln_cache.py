@@ -9,6 +9,7 @@ import pytest
 
 from scancache.config import CacheConfig, CacheType
 from scancache.errors import VulnDBError
+from scancache.testing.osv_server import OSVTestServer
 from scancache.vulndb.cache import VulnerabilityDBCache, VulnResult
 from scancache.vulndb.config import VulnDBConfig
 from scancache.vulndb.query import parse_query
@@ -272,3 +273,28 @@ async def test_records_outliving_their_answer_are_reused_when_modified_is_unchan
     await vulndb.cache.adelete(vulndb._query_key(parse_query(queries[0])))
     await vulndb.query_many(queries)
     assert vulndb.get_stats()["records_reused"] == gets - 1
+
+
+@pytest.mark.parametrize("concurrency", [3, 50])
+async def test_osv_concurrency_bounds_the_record_fetches_in_flight(make_vulndb, osv_records, concurrency):
+    """The GETs of a cold run go out osv_concurrency at a time (uv's default is 50), never more."""
+    with OSVTestServer(osv_records, latency_seconds=0.05, max_lifetime_seconds=120) as server:
+        vulndb = make_vulndb(server=server, osv_concurrency=concurrency)
+        queries = [{"package": name, "ecosystem": "PyPI", "version": "0.1"}
+                   for name in ("django", "jinja2", "requests", "flask", "pillow", "urllib3")]
+        await vulndb.query_many(queries)
+        fetched = server.requests["/v1/vulns"]
+        assert fetched > 3
+        assert server.max_in_flight <= concurrency
+        assert server.max_in_flight >= min(concurrency, fetched) * 0.5  # they did overlap
+
+
+async def test_a_callers_httpx_client_is_used_and_left_open(make_vulndb, osv_server):
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        vulndb = VulnerabilityDBCache(VulnDBConfig(osv_url=osv_server.url), http_client=client)
+        result = await vulndb.query_many([{"package": "jinja2", "ecosystem": "PyPI", "version": "2.4"}])
+        assert len(result[0]) == 5
+        await vulndb.aclose()
+        assert not client.is_closed

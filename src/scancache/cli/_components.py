@@ -24,8 +24,10 @@ def open_dns(settings: Any, nameservers: list[str] | None = None) -> Any:
     return DNSCache(config)
 
 
-def open_vulndb(settings: Any, *, osv_url: str | None = None, mirror: str | None = None) -> Any:
-    """A VulnerabilityDBCache over settings.vulndb; mirror answers offline when given."""
+def open_vulndb(settings: Any, *, osv_url: str | None = None, mirror: str | None = None,
+                concurrency: int | None = None) -> Any:
+    """A VulnerabilityDBCache over settings.vulndb; mirror answers offline when given; concurrency
+    overrides osv_concurrency (OSV requests in flight)."""
     from scancache.vulndb.cache import VulnerabilityDBCache
 
     config = settings.vulndb
@@ -34,6 +36,8 @@ def open_vulndb(settings: Any, *, osv_url: str | None = None, mirror: str | None
         overrides["osv_url"] = osv_url
     if mirror:
         overrides["mirror_path"] = mirror
+    if concurrency:
+        overrides["osv_concurrency"] = concurrency
     if overrides:
         config = dataclasses.replace(config, **overrides)
     return VulnerabilityDBCache(config)

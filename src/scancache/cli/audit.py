@@ -73,7 +73,8 @@ async def _audit(args: argparse.Namespace, parsed: Any, mirror: str | None) -> A
     from scancache.vulndb.audit import audit_input
 
     settings = load_settings(args)
-    vulndb = open_vulndb(settings, osv_url=args.osv_url, mirror=mirror)
+    vulndb = open_vulndb(settings, osv_url=args.osv_url, mirror=mirror,
+                         concurrency=getattr(args, "concurrency", None))
     try:
         with progress(progress_wanted(args), "fetching advisories", None) as bar:
             return await audit_input(vulndb, parsed, progress=bar.update)

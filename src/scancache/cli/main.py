@@ -113,6 +113,8 @@ def _add_audit(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--osv-url", metavar="URL", help="OSV API base (default: $SCANCACHE_OSV_URL)")
     parser.add_argument("--allow-empty", action="store_true",
                         help="accept an input with no auditable package (else exit 2)")
+    parser.add_argument("--concurrency", type=_positive_int, metavar="N",
+                        help="OSV requests in flight at once (default: the config's osv_concurrency, 50)")
     _add_progress(parser)
     parser.set_defaults(module="audit")
 

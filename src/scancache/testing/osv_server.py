@@ -72,6 +72,10 @@ class OSVTestServer(OSVAPI):
         self.max_lifetime_seconds = max_lifetime_seconds
         self.requests: Counter[str] = Counter()
         self.request_log: list[tuple[str, str]] = []
+        #: Requests being answered right now, and the most there ever were at once (what a client's
+        #: concurrency limit allows through).
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._faults: list[_Fault] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -104,6 +108,7 @@ class OSVTestServer(OSVAPI):
         with self._lock:
             self.requests.clear()
             self.request_log.clear()
+            self.max_in_flight = self.in_flight
             self.nvd_api_keys.clear()
 
     @property
@@ -173,6 +178,9 @@ class _QuietHTTPServer(ThreadingHTTPServer):
     """Clients that hang up (timeouts, faults) are normal here: no tracebacks on stderr."""
 
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a client opening 50+ connections at once would
+    # see SYNs dropped and retried a second later, and the benchmark would time the server.
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
@@ -184,16 +192,28 @@ class _QuietHTTPServer(ThreadingHTTPServer):
 def _make_handler(server: OSVTestServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the client reuses connections like against OSV
-        disable_nagle_algorithm = True  # headers and body go out in separate writes
+        disable_nagle_algorithm = True  # TCP_NODELAY: no Nagle stall against delayed ACKs
+        #: When the answer may leave: the request's arrival plus the simulated latency.
+        respond_at = 0.0
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
 
         def do_GET(self) -> None:
-            self._handle("GET")
+            self._tracked("GET")
 
         def do_POST(self) -> None:
-            self._handle("POST")
+            self._tracked("POST")
+
+        def _tracked(self, method: str) -> None:
+            with server._lock:
+                server.in_flight += 1
+                server.max_in_flight = max(server.max_in_flight, server.in_flight)
+            try:
+                self._handle(method)
+            finally:
+                with server._lock:
+                    server.in_flight -= 1
 
         def _send(self, status: int, payload: bytes, headers: Mapping[str, str] | None = None,
                   *, length: int | None = None) -> None:
@@ -202,8 +222,12 @@ def _make_handler(server: OSVTestServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(payload) if length is None else length))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            wait = self.respond_at - time.monotonic()
+            if wait > 0:  # the simulated round trip, counted from arrival (work done meanwhile)
+                time.sleep(wait)
+            # Headers and body in one send (end_headers would send them apart).
+            self._headers_buffer.extend((b"\r\n", payload))  # type: ignore[attr-defined]
+            self.flush_headers()
 
         def _handle(self, method: str) -> None:
             parts = urlsplit(self.path)
@@ -215,8 +239,9 @@ def _make_handler(server: OSVTestServer) -> type[BaseHTTPRequestHandler]:
                 self._send(200, json.dumps({"requests": dict(server.requests)}).encode())
                 return
             server._count(method, parts.path)
-            if server.latency_seconds:
-                time.sleep(server.latency_seconds)  # one thread per connection: requests overlap
+            # One thread per connection, so requests overlap; each answer waits out the latency
+            # from its arrival, whatever computing it took.
+            self.respond_at = time.monotonic() + server.latency_seconds
             fault = server._take_fault(parts.path)
             if fault is not None and self._fault(fault):
                 return

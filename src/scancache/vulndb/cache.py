@@ -67,7 +67,9 @@ class VulnerabilityDBCache:
 
     config: a VulnDBConfig, or a CacheConfig whose fields are kept (endpoints then come from the
     arguments, SCANCACHE_OSV_URL / SCANCACHE_NVD_URL, or the public APIs). cache: share an existing
-    Cache instead of building one. http_client: an httpx.AsyncClient to use (not closed by us).
+    Cache instead of building one. http_client: an httpx.AsyncClient (or a
+    scancache.vulndb.transport.Transport) to use, not closed by us; by default a pyreqwest client is
+    opened on the first request.
     clock and sleep are injectable so TTLs, backoff and rate-limit windows are testable without waiting.
     """
 
@@ -92,7 +94,7 @@ class VulnerabilityDBCache:
         self.clock = clock
         self.sleep = sleep
         self._http_client = http_client
-        self._owns_http = http_client is None
+        self._transport: Any = None
         self._json: Any = None
         self._osv: Any = None
         self._nvd: Any = None
@@ -117,21 +119,16 @@ class VulnerabilityDBCache:
     # ------------------------------------------------------------------ clients (built lazily)
     def _clients(self) -> tuple[Any, Any]:
         if self._osv is None:
-            import httpx
-
             from scancache.vulndb.http import JSONClient
             from scancache.vulndb.nvd import NVDClient
             from scancache.vulndb.osv import OSVClient
+            from scancache.vulndb.transport import make_transport
 
             cfg = self.config
-            if self._http_client is None:
-                # The OSV client's semaphore bounds concurrency; a pool exactly that size makes
-                # httpcore re-scan its connections for every queued request (4x slower measured).
-                pool = cfg.osv_concurrency * 4 + 4
-                limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-                self._http_client = httpx.AsyncClient(timeout=cfg.timeout_seconds, limits=limits,
-                                                      headers={"User-Agent": "scancache"})
-            self._json = JSONClient(self._http_client, max_retries=cfg.max_retries,
+            # The OSV semaphores bound what is in flight; a few more for NVD and retries.
+            self._transport = make_transport(self._http_client, timeout_seconds=cfg.timeout_seconds,
+                                             connections=cfg.osv_concurrency + 8)
+            self._json = JSONClient(self._transport, max_retries=cfg.max_retries,
                                     backoff_base_seconds=cfg.backoff_base_seconds,
                                     backoff_max_seconds=cfg.backoff_max_seconds, sleep=self.sleep)
             self._limiter = self._make_limiter()
@@ -346,9 +343,9 @@ class VulnerabilityDBCache:
 
     async def aclose(self) -> None:
         """Close the HTTP client (if ours), the Redis limiter, the mirror and the cache (if ours)."""
-        if self._owns_http and self._http_client is not None:
-            await self._http_client.aclose()
-            self._http_client = None
+        if self._transport is not None:  # closes only a session it opened itself
+            await self._transport.aclose()
+            self._transport = None
             self._osv = None
         if hasattr(self._limiter, "aclose"):
             await self._limiter.aclose()

@@ -43,7 +43,7 @@ class VulnDBConfig(CacheConfig):
     nvd_rate_limit: int | None = None
     nvd_rate_window_seconds: float = 30.0
     osv_batch_size: int = 1000
-    osv_concurrency: int = 10
+    osv_concurrency: int = 50
     nvd_page_size: int = 2000
     mirror_path: str | os.PathLike[str] | None = None
 

@@ -49,7 +49,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class JSONClient:
-    """Sends requests through one httpx.AsyncClient and retries per the policy above.
+    """Sends requests through one Transport (scancache.vulndb.transport) and retries per the policy
+    above.
 
     `requests` counts every attempt per endpoint label (retries included), `retries` the retries.
     """
@@ -100,7 +101,9 @@ class JSONClient:
         every attempt (the NVD rate limiter). Raises VulnDBError once retries are exhausted or for a
         non-retryable status.
         """
-        import httpx
+        import json as json_module
+
+        from scancache.vulndb.transport import TransportFailure
 
         endpoint = f"{method} {url}"
         attempt = 0
@@ -112,35 +115,32 @@ class JSONClient:
             status: int | None = None
             malformed = False
             try:
-                response = await self.client.request(method, url, json=json, params=params,
-                                                     headers=headers)
-                status = response.status_code
+                status, response_headers, body = await self.client.send(
+                    method, url, json=json, params=params, headers=headers)
                 if status == 404:
                     return None
                 if status in retry_statuses:
-                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    retry_after = parse_retry_after(response_headers.get("retry-after"))
                     reason = f"HTTP {status}"
-                    message = response.headers.get("message")
+                    message = response_headers.get("message")
                     if message:
                         reason += f" ({message})"
                 elif status >= 400:
-                    raise VulnDBError(endpoint, f"HTTP {status}: {response.text[:200]!r}", status)
+                    text = body[:200].decode("utf-8", "replace")
+                    raise VulnDBError(endpoint, f"HTTP {status}: {text!r}", status)
                 else:
                     try:
-                        data = response.json()
-                    except ValueError as exc:
+                        data = json_module.loads(body)
+                    except ValueError as exc:  # UnicodeDecodeError included
                         raise Malformed(f"body is not JSON ({exc})") from None
                     if check is not None:
                         check(data)
                     return data
             except Malformed as exc:
                 reason, malformed = f"malformed response: {exc}", True
-            except httpx.DecodingError as exc:  # a body that cannot be decompressed or decoded
-                reason = f"malformed response: {exc}"
-            except httpx.TimeoutException as exc:
-                reason = f"timed out ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                reason = f"connection failed ({type(exc).__name__}: {exc})"
+            except TransportFailure as exc:
+                reason = {"timeout": "timed out", "decode": "malformed response"}.get(
+                    exc.kind, "connection failed") + f" ({exc})"
             if attempt >= self.max_retries:
                 error = MalformedAnswer if malformed else VulnDBError
                 raise error(endpoint, f"{reason}; gave up after {attempt + 1} attempt(s)", status)

@@ -1,0 +1,118 @@
+"""The HTTP seam under JSONClient: send one request, return (status, headers, body bytes).
+
+The default is pyreqwest (Rust's reqwest/hyper): measured on a 2-core machine against the loopback
+OSV server (benchmarks/bench_http_clients.py), 0.16-0.3 ms of CPU per GET, aiohttp 0.2-0.45 ms and
+httpx 1.5-5 ms (httpcore's pool scans every connection per request, so its cost grows with the
+concurrency an audit wants); importing pyreqwest costs ~10 ms of CPU, aiohttp ~220 ms (it builds SSL
+contexts and attrs classes at import). A cold audit is mostly GETs, so that decides it. reqwest speaks
+HTTP/2 where the server offers it (ALPN), multiplexing the GETs over one connection. An
+httpx.AsyncClient passed by the caller is used as it is and never closed here.
+
+Failures are one exception, TransportFailure, whose `kind` says what the retry policy needs:
+"timeout", "connection" (refused, reset, dropped or cut short mid-body) or "decode" (a body that
+cannot be decompressed). Each transport imports its client library only when built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Transport", "TransportFailure", "PyreqwestTransport", "HttpxTransport", "make_transport"]
+
+
+class TransportFailure(Exception):
+    """A request got no complete answer; kind is "timeout", "connection" or "decode"."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+
+class Transport:
+    """One HTTP client behind one interface (see the module docstring)."""
+
+    async def send(self, method: str, url: str, *, json: Any = None, params: Mapping[str, str] | None = None,
+                   headers: Mapping[str, str] | None = None) -> tuple[int, Mapping[str, str], bytes]:
+        """(status, headers (case-insensitive), body) of one request; raises TransportFailure."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections (only those this transport opened)."""
+
+
+class PyreqwestTransport(Transport):
+    """pyreqwest with up to `connections` connections, built on first use (inside the event loop)."""
+
+    def __init__(self, *, timeout_seconds: float, connections: int, user_agent: str = "scancache") -> None:
+        self.timeout_seconds = timeout_seconds
+        self.connections = connections
+        self.user_agent = user_agent
+        self._client: Any = None
+
+    def _open(self) -> Any:
+        from datetime import timedelta
+
+        from pyreqwest.client import ClientBuilder
+
+        self._client = (ClientBuilder().max_connections(self.connections).user_agent(self.user_agent)
+                        .timeout(timedelta(seconds=self.timeout_seconds)).error_for_status(False)
+                        .build())
+        return self._client
+
+    async def send(self, method: str, url: str, *, json: Any = None, params: Mapping[str, str] | None = None,
+                   headers: Mapping[str, str] | None = None) -> tuple[int, Mapping[str, str], bytes]:
+        from pyreqwest import exceptions as errors
+
+        builder = (self._client or self._open()).request(method, url)
+        if params:
+            builder = builder.query(dict(params))
+        if headers:
+            builder = builder.headers(dict(headers))
+        if json is not None:
+            builder = builder.body_json(json)
+        try:
+            response = await builder.build().send()
+            return response.status, response.headers, bytes(await response.bytes())
+        except errors.RequestTimeoutError as exc:
+            raise TransportFailure("timeout", type(exc).__name__) from None
+        except errors.DecodeError as exc:
+            raise TransportFailure("decode", f"{type(exc).__name__}: {exc}") from None
+        except errors.RequestError as exc:  # connect, read, write and the rest
+            raise TransportFailure("connection", f"{type(exc).__name__}: {exc}") from None
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+
+class HttpxTransport(Transport):
+    """A caller's httpx.AsyncClient (never closed here)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def send(self, method: str, url: str, *, json: Any = None, params: Mapping[str, str] | None = None,
+                   headers: Mapping[str, str] | None = None) -> tuple[int, Mapping[str, str], bytes]:
+        import httpx
+
+        try:
+            response = await self.client.request(method, url, json=json, params=params, headers=headers)
+            return response.status_code, response.headers, response.content
+        except httpx.DecodingError as exc:
+            raise TransportFailure("decode", str(exc)) from None
+        except httpx.TimeoutException as exc:
+            raise TransportFailure("timeout", type(exc).__name__) from None
+        except httpx.TransportError as exc:
+            raise TransportFailure("connection", f"{type(exc).__name__}: {exc}") from None
+
+
+def make_transport(client: Any, *, timeout_seconds: float, connections: int) -> Transport:
+    """The transport for a caller's client (an httpx.AsyncClient, or a Transport of their own), or a
+    new pyreqwest one when client is None."""
+    if client is None:
+        return PyreqwestTransport(timeout_seconds=timeout_seconds, connections=connections)
+    if isinstance(client, Transport):
+        return client
+    return HttpxTransport(client)
