@@ -30,25 +30,24 @@ __getattr__, __dir__, _public = attach(__name__, {
 })
 __all__ = sorted([*_public, "__version__"])
 
-if TYPE_CHECKING:  # names for type checkers and IDEs; never executed
-    from scancache.cache.core import Cache, CacheEntry
-    from scancache.cache_config import CacheConfig, CacheType
-    from scancache.config import (
-        ScancacheConfig,
-        load_config,
-        load_config_from_file,
-    )
-    from scancache.dns.cache import DNSCache
-    from scancache.dns.config import DNSConfig
-    from scancache.errors import (
-        BackendError,
-        DNSError,
-        ModuleLoadRefused,
-        ScancacheError,
-        VulnDBError,
-    )
-    from scancache.lazyload.config import LazyLoadConfig, LazyLoadStrategy
-    from scancache.lazyload.loader import LazyModuleLoader
-    from scancache.lazyload.proxy import lazy
-    from scancache.vulndb.cache import VulnerabilityDBCache
-    from scancache.vulndb.config import VulnDBConfig
+if TYPE_CHECKING:  # names for type checkers and IDEs ("X as X": re-exported); never executed
+    from scancache.cache.core import Cache as Cache
+    from scancache.cache.core import CacheEntry as CacheEntry
+    from scancache.cache_config import CacheConfig as CacheConfig
+    from scancache.cache_config import CacheType as CacheType
+    from scancache.config import ScancacheConfig as ScancacheConfig
+    from scancache.config import load_config as load_config
+    from scancache.config import load_config_from_file as load_config_from_file
+    from scancache.dns.cache import DNSCache as DNSCache
+    from scancache.dns.config import DNSConfig as DNSConfig
+    from scancache.errors import BackendError as BackendError
+    from scancache.errors import DNSError as DNSError
+    from scancache.errors import ModuleLoadRefused as ModuleLoadRefused
+    from scancache.errors import ScancacheError as ScancacheError
+    from scancache.errors import VulnDBError as VulnDBError
+    from scancache.lazyload.config import LazyLoadConfig as LazyLoadConfig
+    from scancache.lazyload.config import LazyLoadStrategy as LazyLoadStrategy
+    from scancache.lazyload.loader import LazyModuleLoader as LazyModuleLoader
+    from scancache.lazyload.proxy import lazy as lazy
+    from scancache.vulndb.cache import VulnerabilityDBCache as VulnerabilityDBCache
+    from scancache.vulndb.config import VulnDBConfig as VulnDBConfig

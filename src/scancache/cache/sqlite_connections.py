@@ -76,7 +76,7 @@ class ThreadConnections:
     def cursor(self) -> sqlite3.Cursor:
         """This thread's cursor, opening its connection on first use."""
         try:
-            return self.local.cursor  # type: ignore[no-any-return]
+            return self.local.cursor
         except AttributeError:
             return self._open("cursor", self.busy_timeout_seconds)
 
@@ -84,7 +84,7 @@ class ThreadConnections:
         """This thread's second cursor, whose connection fails at once instead of waiting on a lock:
         for writes on an event loop thread and best-effort deletes."""
         try:
-            return self.local.nowait  # type: ignore[no-any-return]
+            return self.local.nowait
         except AttributeError:
             return self._open("nowait", 0)
 

@@ -191,7 +191,7 @@ async def bench_osv(sizes: BenchSizes, make_config: Callable[..., Any], step: Ca
         out["latency_hit_us"] = _summary_us(hit_ns)
 
         # Audit: a cold scan, then the next scan with a new cache object over the same store.
-        audits = []
+        audits: list[dict[str, Any]] = []
         for label in ("cold", "warm"):
             server.reset_counts()
             async with VulnerabilityDBCache(config("bench-osv-audit")) as vulndb:

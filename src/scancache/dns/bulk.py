@@ -91,8 +91,8 @@ async def stream(lookup: Callable[[str, str | None], Awaitable[T]], names: Itera
             if not ready:
                 if crashed:
                     raise crashed[0]  # a bug, not a DNS failure: do not hide it
-                waiter[0] = loop.create_future()
-                await waiter[0]
+                waiter[0] = wait = loop.create_future()
+                await wait
                 continue
             item = ready.popleft()
             if paused and len(ready) <= limit // 2:

@@ -48,7 +48,8 @@ _BACKOFF_MAX = 65536
 _QTYPES = {None: (A, AAAA), "A": (A,), "AAAA": (AAAA,)}
 _KEY_SUFFIX = {None: "", "A": "/A", "AAAA": "/AAAA"}
 _normal_name = NORMAL_NAME.match
-_FAMILY_OK = {None: lambda ip: True, "A": lambda ip: ":" not in ip, "AAAA": lambda ip: ":" in ip}
+_FAMILY_OK: dict[str | None, Callable[[str], bool]] = {
+    None: lambda ip: True, "A": lambda ip: ":" not in ip, "AAAA": lambda ip: ":" in ip}
 
 
 def source_id(nameservers: Iterable[tuple[str, int]] | None) -> str:
@@ -239,7 +240,8 @@ class DNSCache:
 
     async def _fetch(self, key: str) -> list[Any]:
         """The value for key from upstream; concurrent callers of one key share one lookup."""
-        return await self._flights.call(key, self._lookup, key)
+        value: list[Any] = await self._flights.call(key, self._lookup, key)
+        return value
 
     async def _lookup(self, key: str) -> list[Any]:
         """Ask upstream for key, store the answer with its clamped TTL, return the stored value."""

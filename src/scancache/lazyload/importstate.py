@@ -12,6 +12,10 @@ from __future__ import annotations
 import sys
 from _thread import _local
 
+TYPE_CHECKING = False  # not `from typing import ...`: this module is imported at apps' startup
+if TYPE_CHECKING:
+    from types import FrameType
+
 __all__ = ["LoaderImport", "inside_import", "is_initializing", "is_missing", "drop_half_module"]
 
 _state = _local()  # .depth: > 0 while this thread runs an import on behalf of a loader
@@ -37,7 +41,7 @@ def inside_import() -> bool:
     """
     if getattr(_state, "depth", 0) > 0:
         return True
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
         if code.co_name == "_load_unlocked" and code.co_filename in _BOOTSTRAP_FILES:

@@ -240,7 +240,8 @@ class LazyModuleLoader:
         try:
             return await asyncio.wait_for(asyncio.shield(waiter), self.config.load_timeout)
         except (TimeoutError, ModuleNotFoundError) as exc:
-            return self._failed_load(name, job, required, exc)
+            self._failed_load(name, job, required, exc)
+            return None
 
     def load(self, name: str, *, required: bool = True) -> types.ModuleType | None:
         """Import `name` in the calling thread (sync twin of load_module) and return it.
@@ -269,7 +270,8 @@ class LazyModuleLoader:
                 return importlib.import_module(name)
             return job.future.result(timeout=self.config.load_timeout)
         except (TimeoutError, ModuleNotFoundError) as exc:
-            return self._failed_load(name, job, required, exc)
+            self._failed_load(name, job, required, exc)
+            return None
 
     def is_loaded(self, name: str) -> bool:
         """True when `name` is imported and complete (by this loader or anyone else)."""
@@ -280,9 +282,9 @@ class LazyModuleLoader:
                      exc: TimeoutError | ModuleNotFoundError) -> None:
         """How load_module and load end when waiting on `job` raised `exc` (one body for both).
 
-        Returns None for a module that does not exist when not `required`; otherwise raises: the
-        module's own exception as it was, or, when the wait ran out while the import still runs, a
-        TimeoutError that says the import goes on and a later load joins it.
+        Returns (the load then returns None) for a module that does not exist when not `required`;
+        otherwise raises: the module's own exception as it was, or, when the wait ran out while the
+        import still runs, a TimeoutError that says the import goes on and a later load joins it.
         """
         if isinstance(exc, TimeoutError) and not job.future.done():
             raise TimeoutError(

@@ -25,7 +25,11 @@ import sys
 from scancache.env import eager
 from scancache.lazyload.importstate import is_initializing
 
-ModuleType = type(sys)  # types.ModuleType, without importing `types`
+TYPE_CHECKING = False  # not `from typing import ...`: typing alone costs milliseconds at startup
+if TYPE_CHECKING:
+    from types import ModuleType
+else:
+    ModuleType = type(sys)  # types.ModuleType, without importing `types`
 
 __all__ = ["LazyModule", "eager_imports_enabled", "is_lazy", "is_loaded", "lazy"]
 
@@ -36,7 +40,7 @@ _proxies: dict[str, LazyModule] = {}
 # load and report the real module's values instead of None.
 _FORWARDED_DUNDERS = ("__doc__", "__package__", "__loader__", "__spec__")
 # The stand-in's own attribute dict (its `__dict__` attribute is forwarded to the real module's).
-_own_dict = ModuleType.__dict__["__dict__"].__get__
+_own_dict = vars(ModuleType)["__dict__"].__get__
 
 
 def eager_imports_enabled() -> bool:
@@ -48,6 +52,10 @@ class LazyModule(ModuleType):
     """Stand-in for a module that is imported on first attribute access; safe under threads."""
 
     __slots__ = ("_scancache_globals", "_scancache_lock", "_scancache_module", "_scancache_target")
+    _scancache_globals: dict[str, object] | None
+    _scancache_lock: _thread.LockType
+    _scancache_module: ModuleType | None
+    _scancache_target: str
 
     def __init__(self, name: str, caller_globals: dict[str, object] | None = None) -> None:
         super().__init__(name)
@@ -108,7 +116,7 @@ class LazyModule(ModuleType):
         return f"<lazy module {self._scancache_target!r} (loaded: {module!r})>"
 
     @property
-    def __dict__(self) -> dict[str, object]:  # type: ignore[override]
+    def __dict__(self) -> dict[str, object]:  # type: ignore[override]  # deliberately a property
         """The real module's namespace, so vars(stand_in) is what vars(module) would be."""
         return self._scancache_load().__dict__
 

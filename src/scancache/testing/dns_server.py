@@ -128,9 +128,9 @@ class LoopbackDNSServer(DNSZone):
 
     # ------------------------------------------------------------------ failure modes
     def _set_mode(self, mode: str | None, name: str | None, rdtype: str | int | None = None) -> None:
-        key: bytes | tuple[bytes, int] | None = None if name is None else wire_name(name)
-        if rdtype is not None and key is not None:
-            key = (key, record_type(rdtype))
+        key: bytes | tuple[bytes, int] | None = None
+        if name is not None:
+            key = wire_name(name) if rdtype is None else (wire_name(name), record_type(rdtype))
         with self._lock:
             if mode is None:
                 self._modes.pop(key, None)

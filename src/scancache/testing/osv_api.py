@@ -21,11 +21,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from scancache.vulndb.query import canonical_ecosystem, parse_purl
 from scancache.vulndb.ranges import normalize_name, record_affects
+
+if TYPE_CHECKING:
+    from email.message import Message
 
 __all__ = ["MAX_BATCH", "NVD_PATH", "OSVAPI", "osv_to_nvd_cve"]
 
@@ -133,6 +136,8 @@ class OSVAPI:
         """The records an OSV query body matches, sorted by id (what /v1/query pages over)."""
         package = body.get("package") or {}
         version, commit = body.get("version"), body.get("commit")
+        eco: str | None
+        name: str | None
         if "purl" in package:
             eco, name, purl_version = parse_purl(package["purl"])
             version = version or purl_version
@@ -150,7 +155,7 @@ class OSVAPI:
 
     # ------------------------------------------------------------------ endpoints
     def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any,
-               headers: Mapping[str, str]) -> Answer:
+               headers: Mapping[str, str] | Message) -> Answer:
         """(status, JSON body, extra headers) for one request; used by the HTTP handler."""
         if method == "POST" and path == "/v1/query":
             return self._query(body)

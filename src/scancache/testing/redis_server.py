@@ -164,7 +164,8 @@ class RedisServer:
     @property
     def pid(self) -> int | None:
         """The server's process id while it runs, else None."""
-        return self._process.pid if self.running else None
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
 
     @property
     def running(self) -> bool:

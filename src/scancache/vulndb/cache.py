@@ -183,7 +183,8 @@ class VulnerabilityDBCache:
             records, skipped = self.mirror.query_checked(q)
             return VulnResult(records, source="mirror", skipped=skipped)
         key = self._query_key(q)
-        return await self.cache.acoalesce(("vulndb-query", key), lambda: self._answer(q, key))
+        result: VulnResult = await self.cache.acoalesce(("vulndb-query", key), lambda: self._answer(q, key))
+        return result
 
     async def _answer(self, q: Query, key: str) -> VulnResult:
         entry = await self.cache.aget_entry(key, allow_stale=True)

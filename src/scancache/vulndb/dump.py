@@ -25,7 +25,7 @@ def iter_dump_files(source: str | os.PathLike[str] | bytes | IO[bytes]
         return
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(source)
-    with zipfile.ZipFile(source) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(source) as archive:
         names = [n for n in archive.namelist() if n.endswith(".json")]
         for name in names:
             yield len(names), name, archive.read(name)

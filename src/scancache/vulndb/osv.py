@@ -9,7 +9,7 @@ what to do with a bad one (skip it, with a warning).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from scancache.errors import VulnDBError
@@ -45,7 +45,7 @@ def _check_page(data: Any, *, full: bool) -> None:
             raise Malformed("a batch result entry lacks its 'id'")
 
 
-def _check_batch(count: int):  # type: ignore[no-untyped-def]
+def _check_batch(count: int) -> Callable[[Any], None]:
     def check(data: Any) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("results"), list):
             raise Malformed("expected an object with a 'results' list")
