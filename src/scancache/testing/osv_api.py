@@ -77,6 +77,8 @@ class OSVAPI:
     def planted_for(self, body: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
         """(id, body, modified) of the planted records listed for the package a query names."""
         package = body.get("package") or {}
+        eco: str | None
+        name: str | None
         if "purl" in package:
             eco, name, _ = parse_purl(package["purl"])
         else:
