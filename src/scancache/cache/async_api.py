@@ -130,6 +130,18 @@ class AsyncCacheAPI:
         await self._amaybe_cleanup(self.clock())
         return True
 
+    async def ainvalidate(self, *, prefix: str) -> int | None:
+        """Async invalidate(prefix=...): memory inline, other backends in a thread."""
+        from scancache.cache.prefix import ainvalidate_prefix
+
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        try:
+            return await ainvalidate_prefix(self.backend, prefix)
+        except Exception as exc:
+            self._failed("invalidate", exc)
+            return None
+
     async def aclear(self) -> int | None:
         """Async clear: how many entries went, or None when the backend failed (see Cache.clear)."""
         try:

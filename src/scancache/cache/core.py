@@ -389,6 +389,19 @@ class Cache(AsyncCacheAPI):
         self._maybe_cleanup(self.clock())
         return True
 
+    def invalidate(self, *, prefix: str) -> int | None:
+        """Remove every entry whose key starts with prefix, on any backend (see cache/prefix.py for
+        what readers may see meanwhile); returns how many, or None when the backend failed (as clear)."""
+        from scancache.cache.prefix import invalidate_prefix
+
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        try:
+            return invalidate_prefix(self.backend, prefix)
+        except Exception as exc:
+            self._failed("invalidate", exc)
+            return None
+
     def clear(self) -> int | None:
         """Remove every entry of this cache's namespace; returns how many.
 

@@ -104,6 +104,13 @@ class CachedFunction:
         """Async invalidate (awaits the backend instead of blocking the event loop)."""
         return bool(await self.cache.adelete(self.keys.build(args, kwargs)))
 
+    def invalidate_all(self) -> int | None:
+        """Remove every cached result of this function (its key prefix); how many, None on failure.
+        Not for template or key-function keys, whose prefix is the caller's to choose."""
+        if self.keys.key is not None:
+            raise TypeError("invalidate_all() needs the default keys; use cache.invalidate(prefix=...)")
+        return self.cache.invalidate(prefix=self.keys.prefix)  # type: ignore[no-any-return]
+
     def cache_info(self) -> CacheInfo:
         """hits, misses, stale_hits, early_refreshes, computes, refresh_errors of this function."""
         return CacheInfo(**asdict(self.counters))

@@ -231,6 +231,12 @@ class InvalidationListener:
             del self._expected[key]
         return True
 
+    def barrier(self) -> None:
+        """Reads from Redis in flight now must not fill memory (invalidate(prefix=...) uses it)."""
+        with self._lock:
+            self.seq += 1
+            self._flushed_at = self.seq
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> InvalidationListener:
         """Start one daemon thread per node (discovered in the first thread: never blocks the caller)."""
