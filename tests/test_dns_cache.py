@@ -208,12 +208,15 @@ async def test_cname_loop_is_an_error_not_a_hang(make_dns, dns_server):
 
 
 async def test_truncated_answer_retried_over_tcp(make_dns, dns_server):
-    dns_server.set_records("big.test", "A", [f"192.0.2.{i}" for i in range(1, 41)])
+    dns_server.set_records("mid.test", "A", [f"192.0.2.{i}" for i in range(1, 41)])
+    dns_server.set_records("big.test", "A", [f"192.0.2.{i}" for i in range(1, 91)])
     dns_server.truncate("tc.test")
     dns_server.set_records("tc.test", "A", ["192.0.2.90"])
     dns = make_dns()
     assert await dns.resolve("tc.test", "A") == ["192.0.2.90"]
-    assert len(await dns.resolve("big.test", "A")) == 40  # over 512 bytes: TC, then TCP
+    assert len(await dns.resolve("mid.test", "A")) == 40  # 656 bytes: fits EDNS's 1,232, no TCP
+    assert dns.get_stats()["tcp_fallbacks"] == 1
+    assert len(await dns.resolve("big.test", "A")) == 90  # over 1,232 bytes: TC, then TCP
     assert dns.get_stats()["tcp_fallbacks"] == 2
 
 

@@ -80,21 +80,50 @@ def _add_progress(parser: argparse.ArgumentParser) -> None:
                         help="show a progress bar on stderr even when it is not a terminal")
 
 
+def _rdtype_list(text: str) -> list[str]:
+    """Record types from "A,MX" or "65"; a usage error names one that is no record type."""
+    from scancache.dns.rdtypes import canonical_rdtype
+
+    try:
+        return [canonical_rdtype(part)[0] for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _add_resolve(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("resolve", help="resolve host names through the DNS cache",
-                                 description="Resolve host names through the DNS cache. Exit status 1 "
-                                             "when some name could not be resolved.")
+                                 description="Resolve host names through the DNS cache, any record "
+                                             "type, streaming one row a name as answers arrive. Exit "
+                                             "status 1 when some name could not be resolved or a "
+                                             "line of the input was bad.")
     parser.add_argument("names", nargs="*", metavar="NAME", help="host names to resolve")
     parser.add_argument("-i", "--input", metavar="FILE",
                         help="read names from FILE, one a line ('-' for stdin; '#' starts a comment)")
+    parser.add_argument("--ptr", action="append", metavar="CIDR",
+                        help="reverse-resolve (PTR) every address of CIDR (repeatable)")
     parser.add_argument("--format", choices=("jsonl", "table"), default="jsonl",
                         help="JSON lines (default, in completion order) or a table (in input order)")
     parser.add_argument("--concurrency", type=_positive_int, default=64,
                         help="lookups in flight at once (default 64)")
     parser.add_argument("--nameserver", action="append", metavar="IP[:PORT]",
                         help="DNS server to ask (repeatable; default: config, else the system's)")
-    parser.add_argument("--rdtype", type=str.upper, choices=("A", "AAAA"),
-                        help="only IPv4 (A) or IPv6 (AAAA) addresses (default: both)")
+    parser.add_argument("-t", "--rdtype", type=_rdtype_list, action="append", metavar="TYPE[,TYPE]",
+                        help="record types to ask: A, AAAA, CNAME, NS, MX, TXT, SOA, SRV, CAA, PTR, "
+                             "HTTPS, SVCB or any by number (65, TYPE65); repeatable "
+                             "(default: A and AAAA as one answer)")
+    parser.add_argument("--resume", metavar="STATE",
+                        help="record progress in STATE; run again with it to continue an "
+                             "interrupted run without asking finished names again")
     _add_progress(parser)
     parser.set_defaults(module="resolve")
 

@@ -1,17 +1,22 @@
-"""`scancache resolve NAME... | -i FILE`: resolve host names through the DNS cache.
+"""`scancache resolve NAME... | -i FILE | --ptr CIDR`: resolve through the DNS cache, streaming.
 
-Every name gets one output row: its status (NOERROR, NXDOMAIN, SERVFAIL, ...), its records with
-TTLs, the resolver that answered and whether the cache did. A bad line in -i FILE is reported with
-its line number and skipped; the run goes on and exits 1 at the end, so no input is silently lost.
+Every input name gets one row per record type asked: its status (NOERROR, NXDOMAIN, SERVFAIL,
+REFUSED, TIMEOUT ...), its records with TTLs, the resolver that answered and whether the cache did.
+Input is read lazily and rows are written as answers arrive, so memory depends on --concurrency,
+not on the length of the input (duplicates are recognised by a 16-byte hash per name, see
+scancache.dns.seen). A bad line in -i FILE is reported with its line number and skipped; the run
+goes on and exits 1 at the end, so no input is silently lost. --format table waits for every
+answer and prints them in input order.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from scancache.cli._common import (
@@ -20,71 +25,17 @@ from scancache.cli._common import (
     load_settings,
     progress,
     progress_wanted,
-    read_lines,
-    read_text,
 )
 from scancache.cli._components import open_dns, validate_names
+from scancache.cli._resolve_stream import ProgressMeter, ResumeState
 
-__all__ = ["run", "collect_names", "resolve_names", "numbered_names"]
+__all__ = ["run", "resolve_names", "input_names"]
 
-#: Runs with at least this many names draw a progress bar on a terminal (short ones finish at once).
+#: Runs with at least this many names draw progress on a terminal (short ones finish at once).
 PROGRESS_MIN_NAMES = 50
-
-
-def numbered_names(path: str) -> Iterator[tuple[int, str]]:
-    """(line number, name) for each meaningful line of path: stripped, no blanks or '#' comments."""
-    text = read_text(path, "names file")
-    for number, line in enumerate(text.splitlines(), 1):
-        name = line.split("#", 1)[0].strip()
-        if name:
-            yield number, name
-
-
-class _Invalid:
-    """A name that failed validation: reported in the output, never sent anywhere."""
-
-    def __init__(self, name: str, reason: str, where: str) -> None:
-        self.name, self.reason, self.where = name, reason, where
-
-    def row(self) -> dict[str, Any]:
-        return {"host": self.name, "status": "INVALID", "error": f"{self.where}: {self.reason}"}
-
-
-def checked_names(args: argparse.Namespace) -> tuple[list[str], list[_Invalid]]:
-    """(valid names, each once, first spelling kept; invalid lines of -i FILE with line numbers).
-
-    A bad name on the command line is a usage error (exit 2, nothing sent); a bad line in a file is
-    reported and skipped, so one typo in a million-line list does not stop the run.
-    """
-    from scancache.dns.names import ip_literal, normalise_name
-
-    names = validate_names(list(args.names)) if args.names else []
-    invalid: list[_Invalid] = []
-    if args.input:
-        seen = {ip_literal(n) or normalise_name(n) for n in names}
-        source = "<stdin>" if args.input == "-" else args.input
-        for number, name in numbered_names(args.input):
-            try:
-                key = ip_literal(name) or normalise_name(name)
-            except ValueError as exc:
-                invalid.append(_Invalid(name, str(exc), f"{source}:{number}"))
-                continue
-            if key not in seen:
-                seen.add(key)
-                names.append(name)
-    if not names and not invalid:
-        raise CommandError("no names to resolve (give NAME... or -i FILE)")
-    return names, invalid
-
-
-def collect_names(args: argparse.Namespace) -> list[str]:
-    """The names from the command line and -i FILE, checked, each name once (CommandError if bad)."""
-    names = list(args.names)
-    if args.input:
-        names += read_lines(args.input, "names file")
-    if not names:
-        raise CommandError("no names to resolve (give NAME... or -i FILE)")
-    return validate_names(names)
+_PTR_ONLY: list[str | None] = ["PTR"]  # what --ptr addresses are asked
+_ERROR_STATUS = {"SERVFAIL": "SERVFAIL", "REFUSED": "REFUSED", "FORMERR": "FORMERR",
+                 "NOTIMP": "NOTIMP", "timeout": "TIMEOUT"}
 
 
 async def resolve_names(dns: Any, names: list[str], *, concurrency: int, rdtype: str | None,
@@ -100,67 +51,256 @@ async def resolve_names(dns: Any, names: list[str], *, concurrency: int, rdtype:
     return results
 
 
+# ------------------------------------------------------------------ input
+def _open_names(path: str) -> Any:
+    """A text stream of path ('-' is stdin) that drops a UTF-8 BOM; CommandError if unreadable."""
+    if path == "-":
+        return sys.stdin
+    try:
+        return open(path, encoding="utf-8-sig", errors="strict")
+    except FileNotFoundError:
+        raise CommandError(f"names file not found: {path}") from None
+    except IsADirectoryError:
+        raise CommandError(f"names file is a directory: {path}") from None
+    except OSError as exc:
+        raise CommandError(f"cannot read names file {path}: {exc.strerror or exc}") from None
+
+
+def input_names(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
+    """(where, name) for every input in order: NAME arguments, -i FILE lines, --ptr addresses.
+
+    where is "FILE:LINE" for file lines (for error messages). File lines are read lazily.
+    """
+    for name in args.names:
+        yield "argument", name
+    if args.input:
+        label = "<stdin>" if args.input == "-" else args.input
+        stream = _open_names(args.input)
+        try:
+            for number, line in enumerate(stream, 1):
+                name = line.split("#", 1)[0].strip()
+                if name:
+                    yield f"{label}:{number}", name
+        except UnicodeDecodeError:
+            raise CommandError(f"names file is not UTF-8 text: {args.input}") from None
+        finally:
+            if stream is not sys.stdin:
+                stream.close()
+    for network in args.ptr or ():
+        for address in _network(network):
+            yield "--ptr", str(address)
+
+
+async def input_names_async(args: argparse.Namespace) -> AsyncIterator[tuple[str, str]]:
+    """input_names() with -i - (stdin): stdin is read in a thread, a chunk at a time as it comes,
+    so rows of the names already read are written while a pipe waits for more."""
+    import codecs
+    import os
+
+    for name in args.names:
+        yield "argument", name
+    loop = asyncio.get_running_loop()
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    fd = sys.stdin.fileno()
+    pending, number = "", 0
+    while True:
+        chunk = await loop.run_in_executor(None, os.read, fd, 1 << 16)
+        try:
+            pending += decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError:
+            raise CommandError("names on stdin are not UTF-8 text") from None
+        *lines, pending = pending.split("\n") if chunk else (*pending.split("\n"), "")
+        for line in lines:
+            number += 1
+            name = line.split("#", 1)[0].strip()
+            if name:
+                yield f"<stdin>:{number}", name
+        if not chunk:
+            break
+    for network in args.ptr or ():
+        for address in _network(network):
+            yield "--ptr", str(address)
+
+
+def _network(text: str) -> Any:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError as exc:
+        raise CommandError(f"--ptr: {exc}") from None
+
+
+def _count_inputs(args: argparse.Namespace) -> int | None:
+    """How many input items there are (for progress), or None when stdin makes it unknown."""
+    if args.input == "-":
+        return None
+    count = len(args.names) + sum(_network(n).num_addresses for n in args.ptr or ())
+    if args.input:
+        with _open_names(args.input) as stream:
+            count += sum(1 for line in stream if line.split("#", 1)[0].strip())
+    return count
+
+
+# ------------------------------------------------------------------ output
 def _row(name: str, result: Any, rdtype: str | None) -> dict[str, Any]:
-    """The JSON object of one name: a DNSResult's, or its error's (status SERVFAIL, TIMEOUT ...)."""
-    if isinstance(result, _Invalid):
-        return result.row()
+    """The JSON object of one lookup: a DNSResult's, or its error's (status SERVFAIL, TIMEOUT...)."""
     if hasattr(result, "as_dict"):
         return result.as_dict()
     reason = getattr(result, "reason", str(result))
-    status = reason if reason in ("SERVFAIL", "REFUSED", "FORMERR", "NOTIMP") else "ERROR"
-    if reason == "timeout":
-        status = "TIMEOUT"
+    status = _ERROR_STATUS.get(reason, "ERROR")
     return {"host": name, "type": rdtype or "A,AAAA", "status": status, "error": reason}
 
 
+def _invalid_row(name: str, where: str, reason: str) -> dict[str, Any]:
+    return {"host": name, "status": "INVALID", "error": f"{where}: {reason}"}
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
-    """One row a name, in input order: status and answers (or the error)."""
-    lines = [("NAME", "STATUS", "ANSWERS")]
+    """One line a row: name, type, status and answers (or the error)."""
+    lines = [("NAME", "TYPE", "STATUS", "ANSWERS")]
     for row in rows:
         if "error" in row:
             text = f"error: {row['error']}"
         else:
             text = ", ".join(a["data"] for a in row["answers"]) or "(no records)"
-        lines.append((row["host"], row["status"], text))
+        lines.append((row["host"], row.get("type", "-"), row["status"], text))
     return "\n".join(format_table(lines))
 
 
-async def _run(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
-    settings = load_settings(args)
-    dns = open_dns(settings, args.nameserver)
-    show = progress_wanted(args) and (args.progress or len(names) >= PROGRESS_MIN_NAMES)
-    results: dict[str, Any] = {}
-    jsonl = args.format == "jsonl"
-    write = sys.stdout.write
+# ------------------------------------------------------------------ the run
+class _Run:
+    """One resolve run: input items in, rows out, failures counted, progress and state kept."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from scancache.dns.seen import SeenNames
+
+        self.args = args
+        self.types: list[str | None] = [t for group in args.rdtype for t in group] \
+            if args.rdtype else [None]
+        self.types = list(dict.fromkeys(self.types))
+        signature = {"names": list(args.names), "input": args.input, "ptr": args.ptr or [],
+                     "types": self.types}
+        self.state = ResumeState(args.resume, signature)
+        self.seen = SeenNames()
+        self.table = args.format == "table"
+        self.rows: dict[int, list[dict[str, Any]]] = {}  # table format only
+        self.write = sys.stdout.write
+        self.meter: ProgressMeter | None = None
+
+    def _emit(self, seq: int, row: dict[str, Any]) -> None:
+        if self.table:
+            self.rows.setdefault(seq, []).append(row)
+        else:
+            self.write(json.dumps(row) + "\n")
+
+    def items(self) -> Iterator[tuple[int, str, str | None]]:
+        """(seq, name, rdtype) to look up: checked, each name once, finished ones skipped."""
+        for seq, (where, name) in enumerate(input_names(self.args), 1):
+            yield from self._prepare(seq, where, name)
+
+    async def items_async(self) -> AsyncIterator[tuple[int, str, str | None]]:
+        """items(), for input from stdin: read in a thread so the loop never waits for a pipe."""
+        seq = 0
+        async for where, name in input_names_async(self.args):
+            seq += 1
+            for item in self._prepare(seq, where, name):
+                yield item
+
+    def _prepare(self, seq: int, where: str, name: str) -> list[tuple[int, str, str | None]]:
+        """The lookups of input item seq: none when it is finished, bad or a repeat."""
+        from scancache.dns.names import ip_literal, normalise_name
+
+        state, types = self.state, self.types
+        kinds = _PTR_ONLY if where == "--ptr" else types
+        if state.finished_before(seq):
+            state.issue(seq, 0)
+            self._skip(len(kinds))
+            return []
+        try:
+            key = ip_literal(name) or normalise_name(name)
+        except ValueError as exc:
+            if where == "argument":  # a typo on the command line is a usage error
+                raise CommandError(f"bad host name {name!r}: {exc}") from None
+            sys.stderr.write(f"scancache: warning: {where}: bad host name {name!r}: {exc}\n")
+            self._emit(seq, _invalid_row(name, where, str(exc)))
+            state.failures += 1
+            state.issue(seq, 0)
+            self._skip(len(kinds))
+            return []
+        if not self.seen.add(key if kinds is types else "ptr:" + key):
+            state.issue(seq, 0)  # a repeat: answered once already
+            self._skip(len(kinds))
+            return []
+        state.issue(seq, len(kinds))
+        return [(seq, name, rdtype) for rdtype in kinds]
+
+    def _skip(self, steps: int) -> None:
+        if self.meter is not None:
+            self.meter.advance(steps)
+
+    async def run(self, dns: Any, meter: ProgressMeter) -> None:
+        from scancache.dns.bulk import stream
+
+        self.meter = meter
+        query, state = dns.query, self.state
+
+        def lookup(item: tuple[int, str, str | None]) -> Any:
+            return query(item[1], item[2])
+
+        loop = asyncio.get_running_loop()
+        ticker: list[asyncio.TimerHandle] = []
+
+        def tick() -> None:  # saves progress while everything waits on slow answers, too
+            state.save(force=True)
+            ticker[:] = [loop.call_later(1.0, tick)]
+
+        tick()
+        source = self.items_async() if self.args.input == "-" else self.items()
+        flush = sys.stdout.flush
+        try:
+            async for (seq, name, rdtype), result in stream(lookup, source, on_idle=flush,
+                                                           concurrency=self.args.concurrency):
+                row = _row(name, result, rdtype)
+                if "error" in row:
+                    state.failures += 1
+                self._emit(seq, row)
+                state.finished(seq)
+                meter.advance()
+        finally:
+            ticker[0].cancel()
+
+
+async def _resolve(run: _Run, meter: ProgressMeter) -> None:
+    settings = load_settings(run.args)
+    dns = open_dns(settings, run.args.nameserver)
     try:
-        with progress(show, "resolving", len(names)) as bar:
-            async for name, result in dns.query_many(names, concurrency=args.concurrency,
-                                                     rdtype=args.rdtype):
-                if jsonl:
-                    write(json.dumps(_row(name, result, args.rdtype)) + "\n")
-                    results[name] = not hasattr(result, "as_dict")  # only whether it failed
-                else:
-                    results[name] = result
-                bar.advance()
+        await run.run(dns, meter)
     finally:
         await dns.aclose()
-    return results
 
 
 def run(args: argparse.Namespace) -> int:
-    """Resolve every name; exit 1 when some name could not be resolved or a line of -i FILE was bad
-    (each is in the output and, for bad lines, on stderr with its line number)."""
-    names, invalid = checked_names(args)
-    for bad in invalid:
-        print(f"scancache: warning: {bad.where}: bad host name {bad.name!r}: {bad.reason}",
-              file=sys.stderr)
-    results = asyncio.run(_run(args, names)) if names else {}
-    if args.format == "table":
-        rows = [_row(name, results[name], args.rdtype) for name in names]
-        print(_table(rows + [bad.row() for bad in invalid]))
-        failed = any("error" in row for row in rows)
-    else:
-        for bad in invalid:
-            sys.stdout.write(json.dumps(bad.row()) + "\n")
-        failed = any(results.values())
-    return 1 if failed or invalid else 0
+    """Resolve every input; exit 1 when some lookup failed or an input line was bad (each is in the
+    output, bad lines also on stderr with their line number)."""
+    if not args.names and not args.input and not args.ptr:
+        raise CommandError("no names to resolve (give NAME..., -i FILE or --ptr CIDR)")
+    if args.names:
+        validate_names(list(args.names))  # a typo on the command line: usage error, nothing sent
+    job = _Run(args)
+    if job.state.complete:
+        sys.stderr.write(f"scancache: {args.resume}: this run is already complete\n")
+        return 1 if job.state.failures else 0
+    wanted = progress_wanted(args)
+    total = _count_inputs(args) if wanted else None
+    show = wanted and (args.progress or total is None or total >= PROGRESS_MIN_NAMES)
+    meter = ProgressMeter(show, None if total is None else total * len(job.types))
+    complete = False
+    try:
+        asyncio.run(_resolve(job, meter))
+        complete = True
+    finally:
+        meter.close()
+        job.state.save(complete=complete, force=True)
+    if job.table:
+        rows = [row for seq in sorted(job.rows) for row in job.rows[seq]]
+        print(_table(rows))
+    return 1 if job.state.failures else 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from scancache.errors import DNSError
@@ -21,41 +21,61 @@ if TYPE_CHECKING:
 __all__ = ["resolve_many", "query_many", "stream"]
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")  # one item of the input
+_END: Any = object()  # no more items
 
 
 def resolve_many(dns: DNSCache, names: Iterable[str], *, concurrency: int = 256,
-                 rdtype: str | None = None, progress: Callable[[int, int], Any] | None = None
+                 rdtype: str | None = None, progress: Callable[[int, int | None], Any] | None = None
                  ) -> AsyncIterator[tuple[str, list[str] | DNSError]]:
     """(name, addresses | DNSError) for each name as it completes; see DNSCache.resolve_many."""
-    return stream(dns.resolve, names, concurrency=concurrency, rdtype=rdtype, progress=progress)
+    resolve = dns.resolve
+    return stream(lambda name: resolve(name, rdtype), names, concurrency=concurrency,
+                  progress=progress)
 
 
 def query_many(dns: DNSCache, names: Iterable[str], *, concurrency: int = 256,
-               rdtype: str | None = None, progress: Callable[[int, int], Any] | None = None
+               rdtype: str | int | None = None,
+               progress: Callable[[int, int | None], Any] | None = None
                ) -> AsyncIterator[tuple[str, DNSResult | DNSError]]:
     """(name, DNSResult | DNSError) for each name as it completes; see DNSCache.query_many."""
-    return stream(dns.query, names, concurrency=concurrency, rdtype=rdtype, progress=progress)
+    query = dns.query
+    return stream(lambda name: query(name, rdtype), names, concurrency=concurrency,
+                  progress=progress)
 
 
-async def stream(lookup: Callable[[str, str | None], Awaitable[T]], names: Iterable[str], *,
-                 concurrency: int = 256, rdtype: str | None = None,
-                 progress: Callable[[int, int], Any] | None = None
-                 ) -> AsyncIterator[tuple[str, T | DNSError]]:
-    """(name, lookup(name, rdtype) | DNSError) for each name as it completes, bounded concurrency."""
+async def stream(lookup: Callable[[ItemT], Awaitable[T]],
+                 items: Iterable[ItemT] | AsyncIterable[ItemT], *, concurrency: int = 256,
+                 progress: Callable[[int, int | None], Any] | None = None,
+                 on_idle: Callable[[], Any] | None = None
+                 ) -> AsyncIterator[tuple[ItemT, T | DNSError]]:
+    """(item, lookup(item) | DNSError) for each item as it completes, `concurrency` at a time.
+
+    items is consumed lazily (a generator over a huge file is never held in memory); an async
+    iterable (e.g. lines from a pipe) is pulled by one feeder task so the loop never blocks on
+    input. total for progress is len(items) when it has one, else None. on_idle() is called
+    whenever the consumer is about to wait (e.g. to flush output). A ValueError from lookup
+    becomes DNSError(item, "invalid name: ..."); any other exception is a bug and is raised here.
+    """
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
-    todo = list(names)
-    total = len(todo)
-    if not total:
+    total = len(items) if isinstance(items, Sized) else None
+    if total == 0:
         return
-    resolve = lookup
     loop = asyncio.get_running_loop()
-    ready: deque[tuple[str, T | DNSError]] = deque()
+    ready: deque[tuple[ItemT, T | DNSError]] = deque()
     waiter: list[asyncio.Future[None] | None] = [None]  # the consumer, while it waits for a result
     paused: list[asyncio.Future[None]] = []  # workers waiting for the consumer to catch up
     crashed: list[BaseException] = []
     limit = 4 * concurrency
-    source = iter(todo)
+    queue: asyncio.Queue[Any] | None = None
+    feeder: asyncio.Task[None] | None = None
+    if isinstance(items, AsyncIterable):
+        queue = asyncio.Queue(maxsize=concurrency)
+        source: Iterator[ItemT] = iter(())
+    else:
+        source = iter(items)
+    running = [0]
 
     def wake() -> None:
         fut = waiter[0]
@@ -63,14 +83,17 @@ async def stream(lookup: Callable[[str, str | None], Awaitable[T]], names: Itera
             fut.set_result(None)
 
     async def worker() -> None:
-        for name in source:  # shared iterator: each name is taken by exactly one worker
+        while True:  # a shared source: each item is taken by exactly one worker
+            item = next(source, _END) if queue is None else await queue.get()
+            if item is _END:
+                return
             try:
-                result: T | DNSError = await resolve(name, rdtype)
+                result: T | DNSError = await lookup(item)
             except DNSError as exc:
                 result = exc
             except ValueError as exc:
-                result = DNSError(str(name), f"invalid name: {exc}")
-            ready.append((name, result))
+                result = DNSError(str(item), f"invalid name: {exc}")
+            ready.append((item, result))
             wake()
             if len(ready) > limit:  # the consumer is slow: stop fetching ahead
                 pause = loop.create_future()
@@ -78,19 +101,40 @@ async def stream(lookup: Callable[[str, str | None], Awaitable[T]], names: Itera
                 await pause
 
     def on_worker_done(task: asyncio.Task[None]) -> None:
+        running[0] -= 1
         if not task.cancelled() and task.exception() is not None:
             crashed.append(task.exception())  # type: ignore[arg-type]
         wake()
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, total))]
+    def on_feeder_done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            crashed.append(task.exception())  # type: ignore[arg-type]  (e.g. unreadable input)
+            wake()
+
+    workers = [asyncio.ensure_future(worker())
+               for _ in range(concurrency if total is None else min(concurrency, total))]
+    running[0] = len(workers)
+    if queue is not None:
+        async def feed() -> None:
+            async for item in items:  # type: ignore[union-attr]
+                await queue.put(item)
+            for _ in workers:
+                await queue.put(_END)
+
+        feeder = asyncio.ensure_future(feed())
+        feeder.add_done_callback(on_feeder_done)
     for task in workers:
         task.add_done_callback(on_worker_done)
     done = 0
     try:
-        while done < total:
+        while True:
             if not ready:
                 if crashed:
                     raise crashed[0]  # a bug, not a DNS failure: do not hide it
+                if not running[0]:
+                    return
+                if on_idle is not None:
+                    on_idle()
                 waiter[0] = wait = loop.create_future()
                 await wait
                 continue
@@ -105,6 +149,7 @@ async def stream(lookup: Callable[[str, str | None], Awaitable[T]], names: Itera
                 progress(done, total)
             yield item
     finally:
-        for task in workers:
+        tasks = [*workers, feeder] if feeder is not None else workers
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -29,6 +29,7 @@ from scancache.cache.singleflight import AsyncSingleFlight
 from scancache.cache_config import CacheConfig
 from scancache.dns.config import DNSConfig, parse_nameserver
 from scancache.dns.names import MAX_NAME_LENGTH, NORMAL_NAME, ip_literal, normalise_name
+from scancache.dns.rdtypes import canonical_rdtype, reverse_name
 from scancache.dns.resolver import NameserverUpstream, Resolution, Upstream
 from scancache.dns.result import DNSResult, Record
 from scancache.dns.system import SystemUpstream
@@ -45,8 +46,7 @@ PREFETCH_FRACTION = 0.1
 REFRESH_BACKOFF_SECONDS = 5.0
 _MEMO_MAX = 65536  # normalised names remembered per record type (cleared when full)
 _BACKOFF_MAX = 65536
-_QTYPES = {None: (A, AAAA), "A": (A,), "AAAA": (AAAA,)}
-_KEY_SUFFIX = {None: "", "A": "/A", "AAAA": "/AAAA"}
+_ADDRESS_TYPES = {None: (A, AAAA), "A": (A,), "AAAA": (AAAA,)}
 _normal_name = NORMAL_NAME.match
 _FAMILY_OK: dict[str | None, Callable[[str], bool]] = {
     None: lambda ip: True, "A": lambda ip: ":" not in ip, "AAAA": lambda ip: ":" in ip}
@@ -110,7 +110,9 @@ class DNSCache:
         self._clock = clock or cache.clock
         if upstream is None:
             upstream = (NameserverUpstream(addresses, timeout_seconds=config.timeout_seconds,
-                                           attempts=config.attempts) if addresses else SystemUpstream())
+                                           attempts=config.attempts) if addresses
+                        else SystemUpstream(timeout_seconds=config.timeout_seconds,
+                                            attempts=config.attempts))
         self.upstream = upstream
         self.nameservers = [f"{h}:{p}" for h, p in addresses]
         # Where answers come from, first in every key (see the module docstring). A plugged-in
@@ -123,7 +125,8 @@ class DNSCache:
         else:
             self.source = f"upstream-{type(upstream).__qualname__}"
         self._prefix = self.source + "|"
-        self._memo: dict[str | None, dict[str, str]] = {rdtype: {} for rdtype in _QTYPES}
+        self._memo: dict[str | None, dict[str, str]] = {rdtype: {} for rdtype in _ADDRESS_TYPES}
+        self._qtypes: dict[str | None, tuple[int, ...]] = dict(_ADDRESS_TYPES)  # grows per type asked
         self._flights = AsyncSingleFlight()
         self._prefetch = config.prefetch
         self._stale_ttl = config.stale_ttl_seconds
@@ -140,29 +143,45 @@ class DNSCache:
             self.metrics_name = register_automatically("dns", self)
 
     # ------------------------------------------------------------------ names
-    def cache_key(self, hostname: str, rdtype: str | None = None) -> str:
+    def cache_key(self, hostname: str, rdtype: str | int | None = None) -> str:
         """The key under which hostname's rdtype answer is cached (source, name, type).
 
         ValueError for an invalid name or rdtype. An address literal has a key ("=ip") but is
         never stored.
         """
-        return self._key(hostname, rdtype.upper() if isinstance(rdtype, str) else rdtype)
+        return self._key(hostname, rdtype)
 
-    def _key(self, hostname: str, rdtype: str | None) -> str:
+    def _rdtype(self, rdtype: str | int | None) -> str | None:
+        """The canonical name of rdtype (None: A and AAAA together), registered for keys."""
+        if rdtype is None:
+            return None
+        name, code = canonical_rdtype(rdtype)
+        if name not in self._memo:
+            self._qtypes[name] = (code,)
+            self._memo[name] = {}
+        return name
+
+    def _key(self, hostname: str, rdtype: str | int | None) -> str:
         """The cache key of (hostname, rdtype), memoised; ValueError for a bad name or rdtype."""
-        memo = self._memo.get(rdtype)
+        memo = self._memo.get(rdtype)  # type: ignore[arg-type]
         if memo is None:
-            if isinstance(rdtype, str) and rdtype.upper() in _QTYPES:
-                return self._key(hostname, rdtype.upper())
-            raise ValueError(f"rdtype must be None, 'A' or 'AAAA', got {rdtype!r}")
+            rdtype = self._rdtype(rdtype)
+            memo = self._memo[rdtype]
         key = memo.get(hostname)
         if key is None:
+            suffix = "/" + rdtype if rdtype else ""
             if type(hostname) is str and len(hostname) <= MAX_NAME_LENGTH and _normal_name(hostname):
-                key = self._prefix + hostname + _KEY_SUFFIX[rdtype]  # normalised, no address
+                key = self._prefix + hostname + suffix  # already normalised, not an address
             else:
                 ip = ip_literal(hostname)
-                key = ("=" + ip if ip is not None
-                       else self._prefix + normalise_name(hostname) + _KEY_SUFFIX[rdtype])
+                if ip is None:
+                    key = self._prefix + normalise_name(hostname) + suffix
+                elif rdtype == "PTR":
+                    key = self._prefix + reverse_name(ip) + suffix
+                elif rdtype in _ADDRESS_TYPES:
+                    key = "=" + ip
+                else:
+                    raise ValueError(f"an address has no {rdtype} records: {hostname!r}")
             if len(memo) >= _MEMO_MAX:
                 memo.clear()  # bounded: a scan of millions of names must not grow this forever
             memo[hostname] = key
@@ -183,30 +202,51 @@ class DNSCache:
         except TypeError:  # unhashable: certainly no host name
             raise ValueError(f"host name must be a str, got {type(hostname).__name__}") from None
         if key is None:
-            key = self._key(hostname, rdtype)
+            if rdtype is not None and (not isinstance(rdtype, str)
+                                       or rdtype.upper() not in _ADDRESS_TYPES):
+                raise ValueError(f"resolve() returns addresses: rdtype must be None, 'A' or 'AAAA', "
+                                 f"got {rdtype!r} (use query() for other record types)")
+            key = self._key(hostname, rdtype.upper() if rdtype else None)
         if key[0] == "=":
             ip = key[1:]
             return [ip] if _FAMILY_OK[rdtype.upper() if rdtype else None](ip) else []
         return list((await self._value(key))[0][0])
 
-    async def query(self, hostname: str, rdtype: str | None = None) -> DNSResult:
-        """hostname's answer with its status and records (each with the TTL it has left).
+    async def query(self, hostname: str, rdtype: str | int | None = None) -> DNSResult:
+        """hostname's rdtype records, each as presentation text with the TTL it has left.
 
-        NXDOMAIN and NODATA are results (status "NXDOMAIN", or "NOERROR" with no records), not
-        errors. Raises ValueError for an invalid name and DNSError like resolve().
+        rdtype: None (A and AAAA), a mnemonic ("MX", "https"), a number (65) or "TYPE65". PTR of
+        an address literal asks its reverse name. Each (name, type) is cached for its own TTL;
+        NXDOMAIN and NODATA are results (status "NXDOMAIN", or "NOERROR" with no records) cached
+        per type (RFC 2308), not errors. Raises ValueError for an invalid name or type before any
+        query, and DNSError like resolve().
         """
-        key = self._key(hostname, rdtype.upper() if isinstance(rdtype, str) else rdtype)
+        kind = self._rdtype(rdtype)
+        key = self._key(hostname, kind)
         if key[0] == "=":
             ip = key[1:]
-            ok = _FAMILY_OK[rdtype.upper() if rdtype else None](ip)
+            ok = _FAMILY_OK[kind](ip)
             records = [Record("AAAA" if ":" in ip else "A", ip, 0)] if ok else []
-            return DNSResult(hostname, rdtype, "NOERROR", records, cached=True, resolver="literal")
+            return DNSResult(hostname, kind, "NOERROR", records, cached=True, resolver="literal")
         value, ttl_left, cached = await self._value(key)
-        ttl = int(ttl_left)
-        records = [Record("AAAA" if ":" in data else "A", data, ttl) for data in value[0]]
+        ttl = max(int(ttl_left), 0)
+        if kind is None:
+            records = [Record("AAAA" if ":" in data else "A", data, ttl) for data in value[0]]
+        else:
+            records = [Record(kind, data, ttl) for data in value[0]]
         status = value[2] if len(value) > 2 else "NOERROR"
-        return DNSResult(hostname, rdtype, status, records, cached=cached,
+        return DNSResult(hostname, kind, status, records, cached=cached,
                          resolver=",".join(self.nameservers) or "system")
+
+    async def reverse(self, address: str) -> list[str]:
+        """The host names an address's PTR records name (without the trailing dot); [] if none.
+
+        ValueError if address is no IPv4/IPv6 address; DNSError like resolve().
+        """
+        if ip_literal(address) is None:
+            raise ValueError(f"not an IP address: {address!r}")
+        result = await self.query(address, "PTR")
+        return [record.data.rstrip(".") for record in result.records]
 
     async def _value(self, key: str) -> tuple[list[Any], float, bool]:
         """(cached value, seconds it has left, whether it came from the cache) for key."""
@@ -246,7 +286,7 @@ class DNSCache:
     async def _lookup(self, key: str) -> list[Any]:
         """Ask upstream for key, store the answer with its clamped TTL, return the stored value."""
         name, _, rdtype = key[len(self._prefix):].partition("/")
-        value = self._merge(await self.upstream.lookup(name, _QTYPES[rdtype or None]))
+        value = self._merge(await self.upstream.lookup(name, self._qtypes[rdtype or None]))
         if self._memory_only:  # a dict write never blocks: skip the coroutine hop
             self.cache.set(key, value, value[1], stale_ttl=self._stale_ttl)
         else:

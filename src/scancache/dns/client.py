@@ -18,10 +18,15 @@ from collections import deque
 from typing import Any
 
 from scancache.dns.wire import (
+    AAAA,
+    EDNS_OPT,
+    FORMERR,
     NOERROR,
+    NOTIMP,
     NXDOMAIN,
     RESPONSE_FLAG,
     TRUNCATED_FLAG,
+    A,
     Answer,
     MalformedMessage,
     parse_answer,
@@ -34,21 +39,33 @@ __all__ = ["DNSClient"]
 _RCVBUF = 4 << 20
 _ID_BATCH = 4096
 _FINAL_RCODES = (NOERROR, NXDOMAIN)  # answers another nameserver would not change
+_FAST_TYPES = (A, AAAA)
+
+
+def _parse_records(data: bytes, qname: str, qtype: int, question_end: int) -> Answer:
+    from scancache.dns.records import parse_records  # dnspython: only when a rare type is asked
+
+    return parse_records(data, qname, qtype, question_end)
 
 
 class _Query:
     """One query in flight: its future, question, attempt number and registered ids."""
 
-    __slots__ = ("attempt", "fut", "ids", "name", "qid", "qtype", "question", "question_end", "server",
-                 "suffix")
+    __slots__ = ("attempt", "edns", "fut", "ids", "name", "parse", "qid", "qtype", "question",
+                 "question_end", "server", "suffix")
 
-    def __init__(self, fut: asyncio.Future[Answer], name: str, qtype: int, suffix: bytes) -> None:
+    def __init__(self, fut: asyncio.Future[Answer], name: str, qtype: int, suffix: bytes,
+                 edns: bool = True) -> None:
         self.fut = fut
         self.name = name
         self.qtype = qtype
-        self.suffix = suffix  # header tail + question: the query without its id
-        self.question = suffix[10:].lower()  # what the answer must echo (compared in lower case)
-        self.question_end = 2 + len(suffix)
+        # A and AAAA by hand (the hot path); every other type through dnspython.
+        self.parse = parse_answer if qtype in _FAST_TYPES else _parse_records
+        self.suffix = suffix  # header tail + question (+ OPT): the query without its id
+        self.edns = edns
+        question = suffix[10:len(suffix) - len(EDNS_OPT)] if edns else suffix[10:]
+        self.question = question.lower()  # what the answer must echo (compared in lower case)
+        self.question_end = 12 + len(question)
         self.attempt = 0
         self.server = 0
         self.qid = 0
@@ -76,10 +93,11 @@ class DNSClient:
     """
 
     def __init__(self, nameservers: list[tuple[str, int]], *, timeout_seconds: float = 2.0,
-                 attempts: int = 3) -> None:
+                 attempts: int = 3, edns: bool = True) -> None:
         if not nameservers:
             raise ValueError("DNSClient needs at least one nameserver")
         self.nameservers = list(nameservers)
+        self.edns = edns  # advertise EDNS_PAYLOAD; a server that answers FORMERR is asked without
         self.timeout_seconds = timeout_seconds
         self.attempts = attempts
         # Waits per attempt: t, 2t, 4t ... summing to timeout_seconds (short first retry).
@@ -172,7 +190,9 @@ class DNSClient:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._open(loop)
-        query = _Query(loop.create_future(), name, qtype, query_suffix(wire_name, qtype))
+        edns = self.edns
+        query = _Query(loop.create_future(), name, qtype, query_suffix(wire_name, qtype, edns=edns),
+                       edns)
         self._send(query)
         return query.fut
 
@@ -275,8 +295,16 @@ class DNSClient:
                 self._tcp_tasks.add(task)
                 task.add_done_callback(self._tcp_tasks.discard)
                 continue
+            if query.edns and data[3] & 0x0F in (FORMERR, NOTIMP):
+                # A server that does not know EDNS(0) (RFC 6891 6.2.2): ask it again without.
+                self._forget(query)
+                query.edns = False
+                query.suffix = query.suffix[:9] + b"\x00" + query.suffix[10:-len(EDNS_OPT)]
+                self.retries += 1
+                self._send(query)
+                continue
             try:
-                answer = parse_answer(data, query.name, query.qtype, query.question_end)
+                answer = query.parse(data, query.name, query.qtype, query.question_end)
             except (MalformedMessage, IndexError, struct.error):
                 self.malformed += 1
                 continue  # keep waiting: a good answer or the timeout will come
@@ -300,7 +328,7 @@ class DNSClient:
                 data = await reader.readexactly(size)
             if data[:2] != message[:2] or data[12:query.question_end].lower() != query.question:
                 raise MalformedMessage("answer does not match the question")
-            answer = parse_answer(data, query.name, query.qtype, query.question_end)
+            answer = query.parse(data, query.name, query.qtype, query.question_end)
         except (TimeoutError, OSError, EOFError, MalformedMessage, IndexError, struct.error) as exc:
             if not query.fut.done():
                 reason = "timeout" if isinstance(exc, TimeoutError) else f"tcp: {type(exc).__name__}"

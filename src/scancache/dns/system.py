@@ -1,7 +1,9 @@
 """SystemUpstream: the operating system's resolver (getaddrinfo) when no nameserver is configured.
 
 getaddrinfo gives no TTL, so answers live for the configured ttl_seconds; it runs in the event
-loop's default thread pool, so many lookups at once are bounded by that pool.
+loop's default thread pool, so many lookups at once are bounded by that pool. getaddrinfo knows only
+addresses: other record types go to the nameservers the system is configured with (resolv.conf, as
+dnspython reads it), asked directly with their TTLs.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from scancache.dns.resolver import Resolution
+from scancache.dns.resolver import NameserverUpstream, Resolution
 from scancache.dns.wire import AAAA, A
 from scancache.errors import DNSError
 
@@ -24,11 +26,32 @@ _NEGATIVE = {getattr(socket, n): kind for n, kind in
 class SystemUpstream:
     """Resolve with loop.getaddrinfo; A+AAAA in one call (AF_UNSPEC), ttl None (use the default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, timeout_seconds: float = 2.0, attempts: int = 3) -> None:
         self.counters = {"upstream_lookups": 0, "nxdomain": 0, "nodata": 0, "system_errors": 0}
+        self._timeout, self._attempts = timeout_seconds, attempts
+        self._direct: NameserverUpstream | None = None  # for record types getaddrinfo cannot ask
+
+    def _nameservers(self) -> NameserverUpstream:
+        if self._direct is None:
+            import dns.resolver
+
+            try:
+                configured = dns.resolver.Resolver(configure=True)
+                servers = [(str(s), int(configured.port)) for s in configured.nameservers]
+            except Exception as exc:  # no resolv.conf, or one dnspython cannot read
+                raise DNSError("", f"system resolver: no nameservers configured ({exc})") from None
+            self._direct = NameserverUpstream(servers, timeout_seconds=self._timeout,
+                                              attempts=self._attempts)
+        return self._direct
 
     async def lookup(self, name: str, qtypes: tuple[int, ...]) -> list[Resolution | DNSError]:
         """One getaddrinfo call answering all qtypes; the result stands for the first entry."""
+        if not set(qtypes) <= {A, AAAA}:
+            try:
+                direct = self._nameservers()
+            except DNSError as exc:
+                return [DNSError(name, exc.reason) for _ in qtypes]
+            return await direct.lookup(name, qtypes)
         self.counters["upstream_lookups"] += 1
         family = socket.AF_UNSPEC
         if qtypes == (A,):
@@ -60,4 +83,6 @@ class SystemUpstream:
         return [Resolution(addresses, None)]
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Close the sockets of the direct nameserver client, if one was opened."""
+        if self._direct is not None:
+            self._direct.close()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import socket
 import struct
 
-__all__ = ["Answer", "MalformedMessage", "query_suffix", "parse_answer", "A", "AAAA", "CNAME", "SOA",
-           "NOERROR", "SERVFAIL", "NXDOMAIN", "REFUSED", "RCODE_NAMES", "RESPONSE_FLAG", "TRUNCATED_FLAG"]
+__all__ = ["Answer", "MalformedMessage", "query_suffix", "EDNS_PAYLOAD", "EDNS_OPT", "parse_answer",
+           "A", "AAAA", "CNAME", "SOA", "NOERROR", "SERVFAIL", "NXDOMAIN", "REFUSED", "RCODE_NAMES",
+           "RESPONSE_FLAG", "TRUNCATED_FLAG"]
 
 A, CNAME, SOA, AAAA = 1, 5, 6, 28
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
@@ -21,6 +22,13 @@ RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOT
 RESPONSE_FLAG, TRUNCATED_FLAG = 0x80, 0x02
 #: Flags (RD) and counts (one question) after the 2-byte id of every query this client sends.
 QUERY_HEADER_TAIL = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+#: The same with one additional record: the EDNS(0) OPT record that follows the question.
+EDNS_HEADER_TAIL = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01"
+#: UDP payload size advertised through EDNS(0): the DNS flag day 2020 value, which fits the
+#: common path MTU without IP fragmentation (larger answers come back truncated, then over TCP).
+EDNS_PAYLOAD = 1232
+#: The OPT pseudo-record (RFC 6891): root owner, type 41, CLASS = payload size, no flags or options.
+EDNS_OPT = b"\x00" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, 0, 0)
 _RR = struct.Struct("!HHIH")
 _SOA_TIMES = struct.Struct("!IIIII")
 _MAX_CHAIN = 16
@@ -56,11 +64,14 @@ class Answer:
                 f"cname_target={self.cname_target}, negative_ttl={self.negative_ttl})")
 
 
-def query_suffix(wire_name: bytes, qtype: int) -> bytes:
-    """Everything of a query after its id: header flags and counts, then the question."""
+def query_suffix(wire_name: bytes, qtype: int, *, edns: bool = True) -> bytes:
+    """Everything of a query after its id: header flags and counts, the question, and (edns) the
+    OPT record advertising EDNS_PAYLOAD bytes."""
     tail = _QUESTION_TAILS.get(qtype)
     if tail is None:
         tail = struct.pack("!HH", qtype, 1)
+    if edns:
+        return EDNS_HEADER_TAIL + wire_name + tail + EDNS_OPT
     return QUERY_HEADER_TAIL + wire_name + tail
 
 

@@ -1,9 +1,11 @@
 """LoopbackDNSServer: an authoritative DNS server on 127.0.0.1 that a test (or a benchmark) controls.
 
-It answers A, AAAA, CNAME and negative queries (NXDOMAIN, NODATA with an SOA in the authority
-section) over UDP and TCP, and can be told to fail: SERVFAIL, REFUSED, drop (no answer, so the client
-times out), truncate (TC bit over UDP, full answer over TCP) and delay. Each query is counted per
-(name, type), thread-safely, so tests can assert how many queries a resolver really sent.
+It answers every record type (A, AAAA, CNAME, MX, TXT, SOA, SRV, CAA, HTTPS, types by number) and
+negative queries (NXDOMAIN, NODATA with an SOA in the authority section) over UDP and TCP, honours
+EDNS(0) (UDP answers up to the client's advertised payload, else 512 bytes, then truncation),
+and can be told to fail: SERVFAIL, REFUSED, drop (no answer, so the client times out), truncate
+(TC bit over UDP, full answer over TCP) and delay. Each query is counted per (name, type),
+thread-safely, so tests can assert how many queries a resolver really sent.
 
 One thread serves every UDP packet and accepts TCP connections; answers are assembled from the
 query's own question bytes plus a precomputed tail, so it serves tens of thousands of queries a
@@ -30,8 +32,11 @@ from scancache.testing.dns_zone import RDTYPES, DNSZone, record_type, wire_name
 __all__ = ["LoopbackDNSServer", "RDTYPES"]
 
 _MODES = ("servfail", "refuse", "drop", "truncate")
-_MAX_UDP = 512  # no EDNS: classic limit, larger answers are truncated
+_MAX_UDP = 512  # without EDNS: the classic limit, larger answers are truncated
+_MAX_EDNS = 4096  # the largest UDP answer sent whatever payload a client advertises
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # QDCOUNT 1, no other sections
+#: The OPT record of an EDNS(0) answer: root owner, type 41, our payload 1232, no flags, no options.
+_OPT = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 0)
 
 
 class LoopbackDNSServer(DNSZone):
@@ -208,6 +213,10 @@ class LoopbackDNSServer(DNSZone):
             return query[:2] + b"\x80\x01" + bytes(8)
         name = query[12:pos + 1].lower()
         question = query[12:pos + 5]
+        limit = _MAX_UDP
+        edns = query[10:12] != b"\x00\x00" and query[pos + 5:pos + 8] == b"\x00\x00\x29"
+        if edns:  # an OPT record follows the question: its CLASS is the client's UDP payload size
+            limit = min(max((query[pos + 8] << 8) | query[pos + 9], _MAX_UDP), _MAX_EDNS)
         key = (name, qtype)
         counts = self._counts
         with self._lock:
@@ -227,7 +236,10 @@ class LoopbackDNSServer(DNSZone):
                 return query[:2] + bytes((flags | 0x02, 0x80)) + _ONE_QUESTION + question
         tail = self._tails.get(key) or self._lookup(name, qtype)
         rcode, section_counts, body = tail
-        if not tcp and len(body) + len(question) > _MAX_UDP - 12:
+        if edns:
+            section_counts = section_counts[:6] + b"\x00\x01"
+            body += _OPT
+        if not tcp and len(body) + len(question) > limit - 12:
             return query[:2] + bytes((flags | 0x02, 0x80)) + _ONE_QUESTION + question
         return query[:2] + bytes((flags, 0x80 | rcode)) + section_counts + question + body
 

@@ -1,6 +1,8 @@
 """The records a LoopbackDNSServer answers from, and the answer sections they make, in wire form.
 
-A zone holds A, AAAA, TXT and CNAME records per name, names that exist without records (NODATA),
+A zone holds records of any type per name (A, AAAA, CNAME and TXT built by hand; MX, SOA, SRV, CAA,
+HTTPS, types by number ... from their presentation text through dnspython), names that exist without
+records (NODATA),
 names forced to NXDOMAIN, and wildcards ("*.bench.test" answers any name under bench.test). For each
 (name, type) it builds the answer and authority sections once and keeps them, so answering a query
 costs a dict lookup; any change to the records drops what was built.
@@ -15,8 +17,9 @@ from collections.abc import Iterable, Mapping
 
 __all__ = ["DNSZone", "RDTYPES"]
 
-#: Record types this server knows, by name.
-RDTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28}
+#: Record types this server knows by name (any other by number or "TYPEnnn").
+RDTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
+           "SRV": 33, "SVCB": 64, "HTTPS": 65, "CAA": 257}
 _RR = struct.Struct("!HHIH")
 _CNAME, _SOA = 5, 6
 _NXDOMAIN = 3
@@ -32,17 +35,20 @@ def wire_name(name: str) -> bytes:
 
 
 def record_type(rdtype: str | int) -> int:
-    """The numeric type of rdtype ("AAAA" or 28); ValueError names the known ones."""
+    """The numeric type of rdtype ("AAAA", 28 or "TYPE28"); ValueError for an unknown one."""
     if isinstance(rdtype, int):
         return rdtype
-    try:
-        return RDTYPES[rdtype.upper()]
-    except KeyError:
-        raise ValueError(f"unknown record type {rdtype!r} (known: {', '.join(RDTYPES)})") from None
+    code = RDTYPES.get(rdtype.upper())
+    if code is not None:
+        return code
+    from scancache.dns.rdtypes import canonical_rdtype
+
+    return canonical_rdtype(rdtype)[1]
 
 
 def _rdata(qtype: int, value: str) -> bytes:
-    """The wire form of one record's data (an address, a target name or a TXT string)."""
+    """The wire form of one record's data: an address, a target name, a TXT string (split into
+    255-byte strings), or any other type's presentation text (via dnspython)."""
     if qtype == 1:
         return ipaddress.IPv4Address(value).packed
     if qtype == 28:
@@ -51,8 +57,15 @@ def _rdata(qtype: int, value: str) -> bytes:
         return wire_name(value)
     if qtype == 16:
         data = value.encode()
-        return bytes([len(data)]) + data
-    raise ValueError(f"unsupported record type {qtype}")
+        return b"".join(bytes([len(data[i:i + 255])]) + data[i:i + 255]
+                        for i in range(0, max(len(data), 1), 255))
+    import dns.name
+    import dns.rdata
+    import dns.rdataclass
+
+    rdata = dns.rdata.from_text(dns.rdataclass.IN, qtype, value, origin=dns.name.root,
+                                relativize=False)
+    return rdata.to_wire()
 
 
 class DNSZone:
@@ -83,7 +96,8 @@ class DNSZone:
         self._tails.clear()
 
     def add(self, name: str, rdtype: str | int, value: str, ttl: int | None = None) -> None:
-        """Add one record (A, AAAA, TXT) to name; ttl (default: the server's) applies to the set."""
+        """Add one record of any type to name (value in presentation form, e.g. "10 mail.example.test."
+        for MX); ttl (default: the server's) applies to the set."""
         qtype, key = record_type(rdtype), wire_name(name)
         with self._lock:
             node = self._zone.setdefault(key, {})
