@@ -142,10 +142,9 @@ def nodes_for(url: str, timeout: float) -> list[_Node]:
     password = unquote(parts.password) if parts.password else None
     if not cluster:
         return [_Node(parts.hostname or "127.0.0.1", parts.port or 6379, tls, username, password)]
-    import redis.cluster
+    from scancache.cache.redis_clients import connect_sync
 
-    client = redis.cluster.RedisCluster.from_url(client_url, socket_timeout=timeout,
-                                                 socket_connect_timeout=timeout)
+    client = connect_sync(url, timeout_seconds=timeout)
     try:
         return [_Node(node.host, node.port, tls, username, password) for node in client.get_primaries()]
     finally:

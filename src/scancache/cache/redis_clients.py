@@ -1,4 +1,8 @@
-"""The redis-py clients behind RedisBackend: URL parsing, one sync client, one asyncio client per loop.
+"""Every Redis client scancache makes: connect_sync/connect_async (cluster-aware, one set of timeouts),
+and RedisClients, RedisBackend's one sync client and one asyncio client per event loop.
+
+Any component that talks to Redis (the cache, the NVD rate limiter) builds its client here, so
+`redis+cluster://` and `?cluster=true` mean the same thing everywhere.
 
 An asyncio client is bound to the event loop that created it, so each loop gets its own, and a client
 whose loop has closed (asyncio.run() ended without aclose()) has its sockets closed directly.
@@ -22,7 +26,8 @@ from redis.retry import Retry
 
 from scancache.cache.urls import parse_redis_url, redact_url
 
-__all__ = ["ASYNC_MAX_CONNECTIONS", "LoopClient", "RedisClients", "parse_redis_url", "redact_url"]
+__all__ = ["ASYNC_MAX_CONNECTIONS", "LoopClient", "RedisClients", "client_options", "connect_async",
+           "connect_sync", "parse_redis_url", "redact_url"]
 
 #: Concurrent commands (and so connections) per event loop; more tasks wait on a semaphore, which
 #: is cheaper per call than redis-py's BlockingConnectionPool and never raises MaxConnectionsError.
@@ -52,6 +57,44 @@ def _close_orphaned(client: Any) -> None:
         connection._writer = connection._reader = None
 
 
+def client_options(cluster: bool, timeout_seconds: float) -> dict[str, Any]:
+    """Keyword arguments every scancache Redis client is built with: timeouts, no redis-py retries
+    (callers handle outages: breakers, fallbacks), and partial slot coverage allowed in a cluster."""
+    options: dict[str, Any] = {
+        "socket_timeout": timeout_seconds,
+        "socket_connect_timeout": timeout_seconds,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if cluster:
+        # Keep serving the slots that have an owner while another's owner is down or being
+        # replaced (a failover), instead of refusing the whole cluster.
+        options["require_full_coverage"] = False
+    else:
+        options["health_check_interval"] = 0
+    return options
+
+
+def connect_sync(url: str, *, timeout_seconds: float, **extra: Any) -> Any:
+    """A sync redis-py client for a scancache Redis URL: RedisCluster for `redis+cluster://` or
+    `?cluster=true`, Redis otherwise. The one place every component gets its clients from."""
+    client_url, cluster = parse_redis_url(url)
+    factory = redis.cluster.RedisCluster if cluster else redis.Redis
+    return factory.from_url(client_url, **client_options(cluster, timeout_seconds), **extra)
+
+
+def connect_async(url: str, *, timeout_seconds: float, max_connections: int | None = None) -> Any:
+    """An asyncio redis-py client for a scancache Redis URL (cluster-aware, as connect_sync).
+
+    It binds to the event loop that first uses it. max_connections caps a single server's pool
+    (a cluster client keeps one pool per node)."""
+    client_url, cluster = parse_redis_url(url)
+    factory = redis.asyncio.cluster.RedisCluster if cluster else redis.asyncio.Redis
+    extra: dict[str, Any] = {}
+    if max_connections is not None and not cluster:
+        extra["max_connections"] = max_connections
+    return factory.from_url(client_url, **client_options(cluster, timeout_seconds), **extra)
+
+
 class LoopClient(NamedTuple):
     """The asyncio client of one event loop and the gate that bounds its concurrent commands."""
 
@@ -67,7 +110,8 @@ class RedisClients:
     """
 
     def __init__(self, url: str, timeout_seconds: float) -> None:
-        self.client_url, self.cluster = parse_redis_url(url)
+        self.url = url
+        self.cluster = parse_redis_url(url)[1]
         self.timeout_seconds = timeout_seconds
         self._sync: Any = None
         self._sync_lock = threading.Lock()
@@ -88,21 +132,6 @@ class RedisClients:
             return ""
         return str(nodes[0].name) if nodes else ""
 
-    def _options(self) -> dict[str, Any]:
-        """Keyword arguments every client of this URL is built with."""
-        options: dict[str, Any] = {
-            "socket_timeout": self.timeout_seconds,
-            "socket_connect_timeout": self.timeout_seconds,
-            "retry": Retry(NoBackoff(), 0),
-        }
-        if self.cluster:
-            # Keep serving the slots that have an owner while another's owner is down or being
-            # replaced (a failover), instead of refusing the whole cluster.
-            options["require_full_coverage"] = False
-        else:
-            options["health_check_interval"] = 0
-        return options
-
     def sync(self) -> Any:
         """The process's sync client (its connection pool is thread-safe)."""
         client = self._sync
@@ -110,8 +139,7 @@ class RedisClients:
             with self._sync_lock:
                 client = self._sync
                 if client is None:
-                    factory = redis.cluster.RedisCluster if self.cluster else redis.Redis
-                    client = self._sync = factory.from_url(self.client_url, **self._options())
+                    client = self._sync = connect_sync(self.url, timeout_seconds=self.timeout_seconds)
         return client
 
     def for_running_loop(self) -> LoopClient:
@@ -130,11 +158,8 @@ class RedisClients:
 
     def _new_async_client(self) -> Any:
         """A new asyncio client, capped at ASYNC_MAX_CONNECTIONS connections (single server)."""
-        factory = redis.asyncio.cluster.RedisCluster if self.cluster else redis.asyncio.Redis
-        options = self._options()
-        if not self.cluster:
-            options["max_connections"] = ASYNC_MAX_CONNECTIONS
-        return factory.from_url(self.client_url, **options)
+        return connect_async(self.url, timeout_seconds=self.timeout_seconds,
+                             max_connections=ASYNC_MAX_CONNECTIONS)
 
     def close(self) -> None:
         """Close the sync client and the asyncio clients of loops that are not running.

@@ -58,9 +58,9 @@ class RedisWindowLimiter:
     def __init__(self, redis_url: str, key: str, limit: int, window_seconds: float, *,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
-        import redis.asyncio as redis_asyncio
+        from scancache.cache.redis_clients import connect_async  # the cache's factory: cluster-aware
 
-        self.client = redis_asyncio.Redis.from_url(redis_url, socket_timeout=1.0)
+        self.client = connect_async(redis_url, timeout_seconds=1.0)
         self.key = key
         self.limit = limit
         self.window_seconds = window_seconds
