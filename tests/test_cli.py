@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -64,18 +63,6 @@ def test_help_imports_nothing_heavy(env: dict[str, str]) -> None:
     heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
     assert heavy == []
     assert not any(m.startswith("scancache.cli.") and m != "scancache.cli.main" for m in imported)
-
-
-def test_help_answers_in_under_150_ms(env: dict[str, str]) -> None:
-    script = Path(sys.executable).parent / "scancache"
-    command = [str(script), "--help"] if script.exists() else [sys.executable, "-m", "scancache",
-                                                                 "--help"]
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        subprocess.run(command, capture_output=True, env=env, timeout=30, check=True)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 0.150, timings
 
 
 @pytest.mark.parametrize("command", [["resolve"], ["audit"], ["mirror", "import"], ["cache", "stats"],
