@@ -16,12 +16,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "CONTENT_TYPE",
     "MetricsRegistry",
     "REGISTRY",
+    "LoaderSource",
+    "StatsSource",
     "get_monitoring_data",
     "register_automatically",
     "register_cache",
@@ -31,6 +33,18 @@ __all__ = [
 
 #: The Content-Type of the Prometheus text format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class StatsSource(Protocol):
+    """A cache source: Cache, DNSCache, VulnerabilityDBCache, or anything with get_stats()."""
+
+    def get_stats(self) -> dict[str, Any]: ...
+
+
+class LoaderSource(Protocol):
+    """A loader source: LazyModuleLoader, or anything with get_monitoring_data()."""
+
+    def get_monitoring_data(self) -> dict[str, Any]: ...
 
 
 def _jsonable(value: Any, depth: int = 0) -> Any:
@@ -71,21 +85,21 @@ class MetricsRegistry:
         self._caches: dict[str, Callable[[], Any]] = {}
         self._loaders: dict[str, Callable[[], Any]] = {}
 
-    def register_cache(self, name: str, source: Any) -> None:
+    def register_cache(self, name: str, source: StatsSource) -> None:
         """Report source.get_stats() under cache=name (replaces an earlier source of that name)."""
         if not callable(getattr(source, "get_stats", None)):
             raise TypeError(f"cache source {name!r} has no get_stats()")
         with self._lock:
             self._caches[str(name)] = _ref(source)
 
-    def register_loader(self, name: str, loader: Any) -> None:
+    def register_loader(self, name: str, loader: LoaderSource) -> None:
         """Report loader.get_monitoring_data() under loader=name."""
         if not callable(getattr(loader, "get_monitoring_data", None)):
             raise TypeError(f"loader source {name!r} has no get_monitoring_data()")
         with self._lock:
             self._loaders[str(name)] = _ref(loader)
 
-    def add(self, base: str, source: Any, *, loader: bool = False) -> str:
+    def add(self, base: str, source: StatsSource | LoaderSource, *, loader: bool = False) -> str:
         """Register source under base, or base#2, base#3... if a live source holds the name.
 
         Used by DNSCache, VulnerabilityDBCache and LazyModuleLoader to register themselves (when
@@ -169,17 +183,17 @@ def _process_stats() -> dict[str, Any]:
 REGISTRY = MetricsRegistry()
 
 
-def register_cache(name: str, source: Any) -> None:
+def register_cache(name: str, source: StatsSource) -> None:
     """Register a cache (a scancache.Cache, DNSCache, VulnerabilityDBCache: anything with get_stats())."""
     REGISTRY.register_cache(name, source)
 
 
-def register_loader(name: str, loader: Any) -> None:
+def register_loader(name: str, loader: LoaderSource) -> None:
     """Register a loader (anything with get_monitoring_data()) in the process-wide registry."""
     REGISTRY.register_loader(name, loader)
 
 
-def register_automatically(base: str, source: Any, *, loader: bool = False) -> str:
+def register_automatically(base: str, source: StatsSource | LoaderSource, *, loader: bool = False) -> str:
     """Add source to the process-wide registry under a free name derived from base."""
     return REGISTRY.add(base, source, loader=loader)
 

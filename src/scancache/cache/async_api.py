@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scancache.cache.entry import _MISSING, TTL, CacheEntry
 from scancache.cache.refresh import DEFAULT_BETA, aget_or_compute
+
+if TYPE_CHECKING:
+    from scancache.cache.singleflight import AsyncSingleFlight
+    from scancache.cache.stats import CacheStats
 
 __all__ = ["AsyncCacheAPI"]
 
@@ -23,22 +27,22 @@ class AsyncCacheAPI:
     # Provided by Cache: its backend, policy, stats and single-flight, shared with the sync API.
     backend: Any
     config: Any
-    stats: Any
+    stats: CacheStats
     clock: Callable[[], float]
     _memory_only: bool
     _index_get: Callable[[str], Any] | None
-    _index_touch: Callable[[str], Any] | None
+    _index_touch: Callable[[str], Any]
     _next_cleanup: float
-    _flights: Any
+    _flights: AsyncSingleFlight
     _burst_log: Any
     get: Callable[..., Any]
-    get_entry: Callable[..., Any]
+    get_entry: Callable[..., CacheEntry | None]
     cleanup: Callable[..., int]
     _classify: Callable[..., Any]
     _entry: Callable[..., CacheEntry | None]
     _make: Callable[..., Any]
     _items: Callable[..., Any]
-    _collect: Callable[..., Any]
+    _collect: Callable[..., dict[str, Any]]
     _failed: Callable[..., None]
 
     async def aget(self, key: str, default: Any = None) -> Any:

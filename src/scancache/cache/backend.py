@@ -42,7 +42,10 @@ class Backend(Protocol):
 
     holds_records: bool
     wants_blob: bool
-    evictions: int
+
+    @property
+    def evictions(self) -> int:
+        """Entries evicted to stay within the size bounds (a plain attribute does as well)."""
 
     def get(self, key: str) -> Any | None: ...
     def get_many(self, keys: Sequence[str]) -> dict[str, Any]: ...
@@ -114,6 +117,12 @@ class ByteBackendBase:
         await asyncio.to_thread(self.close)
 
     # Subclasses implement these.
+    def clear(self) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
     def get(self, key: str) -> Any | None:  # pragma: no cover - interface
         raise NotImplementedError
 

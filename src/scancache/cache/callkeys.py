@@ -71,6 +71,10 @@ def _encode(value: Any, depth: int) -> bytes:
     return _encode_other(value, depth)
 
 
+#: Types whose subclasses are keyed as the base type's value (bool before int: it is one).
+_BUILTIN_BASES: tuple[type[Any], ...] = (bool, int, float, str, bytes, list, tuple, dict, set, frozenset)
+
+
 def _encode_other(value: Any, depth: int) -> bytes:
     """Encodings of the less common types (and subclasses of the common ones)."""
     if isinstance(value, enum.Enum):
@@ -90,7 +94,7 @@ def _encode_other(value: Any, depth: int) -> bytes:
         return _tagged(b"u", value.bytes)
     if isinstance(value, PurePath):
         return _tagged(b"p", (type(value).__name__ + "\0" + str(value)).encode("utf-8", "surrogatepass"))
-    for base in (bool, int, float, str, bytes, list, tuple, dict, set, frozenset):
+    for base in _BUILTIN_BASES:
         if isinstance(value, base):  # a subclass (str enum mixins are handled above): its base's value
             return _encode(base(value), depth)
     raise TypeError(
@@ -199,7 +203,7 @@ class KeyBuilder:
         if not kwargs and self.key is None:
             recent = self._recent.get(args) if _MEMO_TYPES.issuperset(map(type, args)) else _NO_MEMO
             if recent is not None and recent is not _NO_MEMO:
-                return recent  # type: ignore[return-value]
+                return recent  # type: ignore[return-value]  # the memo holds keys (str)
         else:
             recent = _NO_MEMO
         made = self._build(args, kwargs)

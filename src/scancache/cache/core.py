@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from scancache.cache.async_api import AsyncCacheAPI
 from scancache.cache.backend import Backend, Record, WriteItem
@@ -29,6 +29,11 @@ log = logging.getLogger("scancache.cache")
 _record = tuple.__new__  # Record(...) without NamedTuple's Python-level __new__ (set hot path)
 _ERROR_LOG_QUIET_SECONDS = 10.0
 _INF = float("inf")
+_T = TypeVar("_T")
+
+
+def _no_index(key: str) -> None:
+    """The index's touch for a backend without an index (never called: _index_get is None then)."""
 
 
 class _BurstLog:
@@ -100,7 +105,7 @@ class Cache(AsyncCacheAPI):
         # A backend with an in-process index (memory, hybrid's front) lends get() its dict methods:
         # the hit path then costs two dict operations and no extra call frame.
         lookup = getattr(backend, "lookup_functions", None)
-        self._index_get, self._index_touch = lookup() if lookup is not None else (None, None)
+        self._index_get, self._index_touch = lookup() if lookup is not None else (None, _no_index)
 
     # ------------------------------------------------------------------ policy
     def _lifetimes(self, value: Any, ttl: TTL, stale_ttl: float | None) -> tuple[float, float]:
@@ -108,6 +113,8 @@ class Cache(AsyncCacheAPI):
         config = self.config
         ceiling = config.ttl_seconds
         kind = type(ttl)
+        # Any: type() identity (cheaper than isinstance) narrows nothing for a type checker.
+        seconds: Any
         if kind is float or kind is int:  # the common case first: no callable() or isinstance()
             seconds = ttl
         else:
@@ -126,8 +133,10 @@ class Cache(AsyncCacheAPI):
             raise ValueError(f"stale_ttl must be a finite number of seconds >= 0, got {stale!r}")
         return (float(seconds) if seconds < ceiling else float(ceiling)), float(stale)
 
-    def _make(self, key: str, value: Any, ttl: TTL, stale_ttl: float | None
+    def _make(self, key: str, value: Any, ttl: Any, stale_ttl: Any
               ) -> tuple[Record, bytes | None] | None:
+        """(record, blob) to store for key, or None for a zero lifetime. ttl is a TTL and stale_ttl a
+        float | None, typed Any because the fast path checks them by type() identity (no narrowing)."""
         if type(key) is not str and not isinstance(key, str):
             raise TypeError(f"cache keys are str, got {type(key).__name__}")
         kind = type(ttl)
@@ -155,7 +164,8 @@ class Cache(AsyncCacheAPI):
     def _load(self, key: str, raw: Any) -> Record | None:
         """A Record from what the backend returned; None (and the row removed) when corrupt."""
         if self._holds_records:
-            return raw
+            record: Record = raw  # a record-holding backend returns its Record
+            return record
         try:
             value, expires_at, stale_until = self.codec.decode(key, raw)
         except CorruptEntry as exc:
@@ -250,7 +260,7 @@ class Cache(AsyncCacheAPI):
         value = self._classify(key, raw, self.clock(), False)
         return default if value is _MISSING else value
 
-    def _timed(self, operation: str, fn: Callable[..., Any], *args: Any) -> Any:
+    def _timed(self, operation: str, fn: Callable[..., _T], *args: Any) -> _T:
         start = time.perf_counter_ns()
         try:
             return fn(*args)

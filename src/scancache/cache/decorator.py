@@ -66,7 +66,7 @@ class CachedFunction:
         self.keys = KeyBuilder(fn, key, name)
         self.counters = RefreshCounters()
         self._serve_stale = stale_ttl is not None and stale_ttl > 0
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def key_for(self, *args: Any, **kwargs: Any) -> str:
         """The cache key a call with these arguments uses (TypeError if they cannot form one)."""
@@ -109,7 +109,7 @@ class CachedFunction:
         Not for template or key-function keys, whose prefix is the caller's to choose."""
         if self.keys.key is not None:
             raise TypeError("invalidate_all() needs the default keys; use cache.invalidate(prefix=...)")
-        return self.cache.invalidate(prefix=self.keys.prefix)  # type: ignore[no-any-return]
+        return self.cache.invalidate(prefix=self.keys.prefix)
 
     def cache_info(self) -> CacheInfo:
         """hits, misses, stale_hits, early_refreshes, computes, refresh_errors of this function."""

@@ -45,7 +45,7 @@ class HybridBackend:
         self.fills = 0
 
     @property
-    def evictions(self) -> int:  # type: ignore[override]
+    def evictions(self) -> int:
         """LRU evictions from the memory front (the back store keeps evicted entries)."""
         return self.front.evictions
 
@@ -57,7 +57,7 @@ class HybridBackend:
     def _decode(self, key: str, raw: Any) -> Record | None:
         """A Record from what the back returned; None for a corrupt blob (counted; caller deletes it)."""
         if self.back.holds_records:
-            return raw  # type: ignore[no-any-return]
+            return raw
         try:
             value, expires_at, stale_until = self.codec.decode(key, raw)
         except CorruptEntry:

@@ -40,11 +40,14 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from scancache.cache.hybrid import HybridBackend
 from scancache.cache.memory import MemoryBackend
+
+if TYPE_CHECKING:
+    from scancache.cache.redis import RedisBackend
 
 __all__ = ["InvalidationListener", "TrackedHybridBackend", "tracked_hybrid"]
 
@@ -429,6 +432,8 @@ class TrackedHybridBackend(HybridBackend):
     Reads from Redis take a mark first (in a ContextVar, so threads and tasks each keep their own),
     and a fill is skipped when the key was invalidated after it; everything else is HybridBackend's.
     """
+
+    back: RedisBackend
 
     def __init__(self, front: MemoryBackend, back: Any, codec: Any, clock: Callable[[], float],
                  *, url: str, prefix: str, timeout_seconds: float) -> None:

@@ -120,9 +120,10 @@ class MemoryBackend:
 
     def discard(self, key: str, raw: Any) -> None:
         with self._lock:
-            if self._data.get(key) is raw:
+            held = self._data.get(key)
+            if held is not None and held is raw:
                 del self._data[key]
-                self._bytes -= raw.nbytes
+                self._bytes -= held.nbytes
 
     def clear(self) -> int:
         with self._lock:

@@ -236,7 +236,7 @@ class RedisBackend(ByteBackendBase):
         """The blob for key or None: one GET. Raises on connection errors and timeouts."""
         name = self.prefix + key
         node = self._node(self._clients.existing_sync(), name)
-        return self._run(lambda client: client.get(name), node)  # type: ignore[no-any-return]
+        return self._run(lambda client: client.get(name), node)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """{key: blob} for the keys present: one MGET (cluster: one MGET per slot, pipelined per node)."""
@@ -258,7 +258,7 @@ class RedisBackend(ByteBackendBase):
         node = self._node(self._clients.existing_sync(), self.prefix + key)
         self._run(lambda client: self._write(client, key, record, blob), node)
 
-    def set_many(self, items: Sequence[WriteItem]) -> None:  # type: ignore[override]
+    def set_many(self, items: Sequence[WriteItem]) -> None:  # type: ignore[override]  # needs len()
         """All items in one pipeline (transaction=False: one round trip, no MULTI); in a cluster one
         pipeline per node, and a node that fails raises after the others stored their part."""
         if not items:
@@ -309,7 +309,7 @@ class RedisBackend(ByteBackendBase):
     async def aget(self, key: str) -> bytes | None:
         """Async get: one GET on this loop's client."""
         name = self.prefix + key
-        return await self._arun(lambda client: client.get(name), self._loop_node(name))  # type: ignore[no-any-return]
+        return await self._arun(lambda client: client.get(name), self._loop_node(name))
 
     async def aget_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """Async get_many: one MGET (cluster: the nodes' MGETs run concurrently)."""

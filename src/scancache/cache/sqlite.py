@@ -129,7 +129,7 @@ class SQLiteBackend(ByteBackendBase):
             return None
         if self._touched is not None:
             self._touched.add(key)
-        return row[0]  # type: ignore[no-any-return]
+        return row[0]
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """{key: blob} for the stored keys among keys: one query per 500 distinct keys."""

@@ -51,7 +51,7 @@ class CacheStats:
 
     def reset(self) -> None:
         """Zero every counter and forget the latency samples."""
-        self.__init__()  # type: ignore[misc]
+        self.__init__()  # type: ignore[misc]  # re-initialising is the reset
 
     def latency_percentiles(self) -> dict[str, dict[str, float]]:
         """{operation: {p50_us, p90_us, p99_us, samples}} for operations that have samples."""

@@ -103,7 +103,7 @@ async def stream(lookup: Callable[[ItemT], Awaitable[T]],
     def on_worker_done(task: asyncio.Task[None]) -> None:
         running[0] -= 1
         if not task.cancelled() and task.exception() is not None:
-            crashed.append(task.exception())  # type: ignore[arg-type]
+            crashed.append(task.exception())  # type: ignore[arg-type]  # checked: not None
         wake()
 
     def on_feeder_done(task: asyncio.Task[None]) -> None:

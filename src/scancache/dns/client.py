@@ -206,12 +206,12 @@ class DNSClient:
         pending[qid] = query
         query.ids.append((pending, qid))
         try:
-            server.sock.send(qid.to_bytes(2, "big") + query.suffix)  # type: ignore[union-attr]
+            server.sock.send(qid.to_bytes(2, "big") + query.suffix)  # type: ignore[union-attr]  # open
         except OSError:
             pass  # buffer full or ICMP error pending: the retry timer covers it
         self.queries_sent += 1
         attempt = query.attempt
-        deadline = self._loop.time() + self._waits[attempt]  # type: ignore[union-attr]
+        deadline = self._loop.time() + self._waits[attempt]  # type: ignore[union-attr]  # started
         self._deadlines[attempt].append((deadline, query, attempt))
         if self._timer is None or deadline < self._timer_at:
             self._arm(deadline)

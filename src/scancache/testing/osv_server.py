@@ -226,7 +226,7 @@ def _make_handler(server: OSVTestServer) -> type[BaseHTTPRequestHandler]:
             if wait > 0:  # the simulated round trip, counted from arrival (work done meanwhile)
                 time.sleep(wait)
             # Headers and body in one send (end_headers would send them apart).
-            self._headers_buffer.extend((b"\r\n", payload))  # type: ignore[attr-defined]
+            self._headers_buffer.extend((b"\r\n", payload))  # type: ignore[attr-defined]  # stdlib-private
             self.flush_headers()
 
         def _handle(self, method: str) -> None:

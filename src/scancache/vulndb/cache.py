@@ -28,7 +28,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scancache.cache.core import Cache
 from scancache.cache_config import CacheConfig, CacheType
@@ -37,6 +37,10 @@ from scancache.vulndb.config import VulnDBConfig
 from scancache.vulndb.query import Query, parse_query
 from scancache.vulndb.record_store import RecordStore, wanted_ids
 from scancache.vulndb.result import VulnResult
+
+if TYPE_CHECKING:  # imported when first used: a query may need neither
+    from scancache.vulndb.audit import AuditReport
+    from scancache.vulndb.mirror import OSVMirror
 
 #: progress(done, total): called as long work advances (a CLI draws a bar with it).
 Progress = Callable[[int, int], None]
@@ -100,7 +104,7 @@ class VulnerabilityDBCache:
         self._nvd: Any = None
         self._limiter: Any = None
         self._mirror_arg = mirror if mirror is not None else config.mirror_path
-        self._mirror: Any = None
+        self._mirror: OSVMirror | None = None
         self.counters = {"stale_served": 0, "mirror_answers": 0, "records_fetched": 0,
                          "records_reused": 0, "records_skipped": 0}
         osv_tag = _source_tag("osv", config.osv_url or "")
@@ -148,7 +152,7 @@ class VulnerabilityDBCache:
         return SlidingWindowLimiter(limit, window, clock=self.clock, sleep=self.sleep)
 
     @property
-    def mirror(self) -> Any:
+    def mirror(self) -> OSVMirror | None:
         """The offline OSVMirror answering queries, or None when none is configured."""
         if self._mirror is None and self._mirror_arg is not None:
             from scancache.vulndb.mirror import OSVMirror
@@ -207,7 +211,7 @@ class VulnerabilityDBCache:
         if q.kind in ("package", "commit"):
             records, skipped = self._records.checked(await osv.query(q.osv_body()))
         elif q.kind == "cve":
-            fetched, skipped = await self._records.fetch([q.cve_id])  # type: ignore[list-item]
+            fetched, skipped = await self._records.fetch([q.cve_id])  # type: ignore[list-item]  # set for "cve"
             records = list(fetched.values())
             if not records and not skipped:
                 nvd_record = await nvd.get_cve(q.cve_id)
@@ -325,7 +329,7 @@ class VulnerabilityDBCache:
         return fresh, stale
 
     # ------------------------------------------------------------------ audit, stats, lifecycle
-    async def audit(self, requirements: Any, *, progress: Progress | None = None) -> Any:
+    async def audit(self, requirements: Any, *, progress: Progress | None = None) -> AuditReport:
         """Audit a pinned requirements file (path, text or lines): see scancache.vulndb.audit."""
         from scancache.vulndb.audit import audit_requirements
 

@@ -55,6 +55,6 @@ def is_newer(reported: str, cached: str) -> bool:
         return False
     a, b = _modified(reported), _modified(cached)
     try:
-        return a > b  # type: ignore[operator]
+        return a > b  # type: ignore[operator]  # str vs datetime: TypeError below
     except TypeError:
         return reported != cached
