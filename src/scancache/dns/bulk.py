@@ -108,7 +108,7 @@ async def stream(lookup: Callable[[ItemT], Awaitable[T]],
 
     def on_feeder_done(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            crashed.append(task.exception())  # type: ignore[arg-type]  (e.g. unreadable input)
+            crashed.append(task.exception())  # type: ignore[arg-type]  # not None (e.g. unreadable input)
             wake()
 
     workers = [asyncio.ensure_future(worker())
@@ -116,7 +116,7 @@ async def stream(lookup: Callable[[ItemT], Awaitable[T]],
     running[0] = len(workers)
     if queue is not None:
         async def feed() -> None:
-            async for item in items:  # type: ignore[union-attr]
+            async for item in items:  # type: ignore[union-attr]  # async when queue is set
                 await queue.put(item)
             for _ in workers:
                 await queue.put(_END)

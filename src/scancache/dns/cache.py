@@ -163,13 +163,13 @@ class DNSCache:
 
     def _key(self, hostname: str, rdtype: str | int | None) -> str:
         """The cache key of (hostname, rdtype), memoised; ValueError for a bad name or rdtype."""
-        memo = self._memo.get(rdtype)  # type: ignore[arg-type]
+        memo = self._memo.get(rdtype)  # type: ignore[arg-type]  # any key: a miss canonicalises
         if memo is None:
             rdtype = self._rdtype(rdtype)
             memo = self._memo[rdtype]
         key = memo.get(hostname)
         if key is None:
-            suffix = "/" + rdtype if rdtype else ""
+            suffix = "/" + rdtype if rdtype else ""  # type: ignore[operator]  # canonical: str or None
             if type(hostname) is str and len(hostname) <= MAX_NAME_LENGTH and _normal_name(hostname):
                 key = self._prefix + hostname + suffix  # already normalised, not an address
             else:
@@ -376,7 +376,7 @@ class DNSCache:
 
     # ------------------------------------------------------------------ bulk
     def resolve_many(self, names: Iterable[str], *, concurrency: int = 256, rdtype: str | None = None,
-                     progress: Callable[[int, int], Any] | None = None
+                     progress: Callable[[int, int | None], Any] | None = None
                      ) -> AsyncIterator[tuple[str, list[str] | DNSError]]:
         """Stream (name, addresses or DNSError) for every name, as answers arrive (not in order).
 
@@ -389,7 +389,7 @@ class DNSCache:
         return resolve_many(self, names, concurrency=concurrency, rdtype=rdtype, progress=progress)
 
     def query_many(self, names: Iterable[str], *, concurrency: int = 256, rdtype: str | None = None,
-                   progress: Callable[[int, int], Any] | None = None
+                   progress: Callable[[int, int | None], Any] | None = None
                    ) -> AsyncIterator[tuple[str, DNSResult | DNSError]]:
         """Stream (name, DNSResult or DNSError) for every name, as answers arrive; as resolve_many."""
         from scancache.dns.bulk import query_many

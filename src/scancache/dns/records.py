@@ -10,7 +10,12 @@ negative TTL (RFC 2308).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from scancache.dns.wire import CNAME, SOA, Answer, MalformedMessage
+
+if TYPE_CHECKING:
+    from dns.rrset import RRset
 
 __all__ = ["parse_records"]
 
@@ -27,7 +32,7 @@ def parse_records(data: bytes, qname: str, qtype: int, question_end: int = 0) ->
     except (dns.exception.DNSException, ValueError, IndexError) as exc:
         raise MalformedMessage(f"unreadable answer: {type(exc).__name__}") from None
     rcode = message.rcode() & 0x0F
-    rrsets: dict[tuple[str, int], object] = {}
+    rrsets: dict[tuple[str, int], RRset] = {}
     for rrset in message.answer:
         owner = rrset.name.to_text(omit_final_dot=True).lower()
         rrsets[(owner, rrset.rdtype)] = rrset
@@ -36,14 +41,14 @@ def parse_records(data: bytes, qname: str, qtype: int, question_end: int = 0) ->
     for _ in range(_MAX_CHAIN):
         found = rrsets.get((current, qtype))
         if found is not None:
-            records = [rdata.to_text() for rdata in found]  # type: ignore[attr-defined]
-            ttl = found.ttl if ttl is None else min(ttl, found.ttl)  # type: ignore[attr-defined]
+            records = [rdata.to_text() for rdata in found]
+            ttl = found.ttl if ttl is None else min(ttl, found.ttl)
             break
         alias = rrsets.get((current, CNAME)) if qtype != CNAME else None
         if alias is None:
             break
-        ttl = alias.ttl if ttl is None else min(ttl, alias.ttl)  # type: ignore[attr-defined]
-        current = alias[0].target.to_text(omit_final_dot=True).lower()  # type: ignore[index]
+        ttl = alias.ttl if ttl is None else min(ttl, alias.ttl)
+        current = alias[0].target.to_text(omit_final_dot=True).lower()
     if records:
         return Answer(rcode, records, ttl)
     negative_ttl = None

@@ -63,9 +63,9 @@ def _rdata(qtype: int, value: str) -> bytes:
     import dns.rdata
     import dns.rdataclass
 
-    rdata = dns.rdata.from_text(dns.rdataclass.IN, qtype, value, origin=dns.name.root,
-                                relativize=False)
-    return rdata.to_wire()
+    rdata = dns.rdata.from_text(dns.rdataclass.IN, qtype, value,  # type: ignore[arg-type]  # int works
+                                origin=dns.name.root, relativize=False)
+    return rdata.to_wire() or b""  # bytes (None only when writing to a file)
 
 
 class DNSZone:
