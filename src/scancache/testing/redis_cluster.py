@@ -1,4 +1,4 @@
-"""A throwaway Redis Cluster on 127.0.0.1 for tests: a few redis-server nodes, slots spread, joined.
+"""A throwaway Redis Cluster on 127.0.0.1 for tests: primaries (and replicas), slots spread, joined.
 
     with RedisClusterServer() as cluster:
         cache = Cache(CacheConfig(cache_type="redis", redis_url=cluster.url))
@@ -41,22 +41,32 @@ def free_cluster_port(host: str = "127.0.0.1") -> int:
 
 
 class RedisClusterServer:
-    """A throwaway Redis Cluster: `nodes` primaries (no replicas) on 127.0.0.1, slots spread evenly.
+    """A throwaway Redis Cluster on 127.0.0.1: `nodes` primaries with the slots spread evenly, and
+    `replicas` replicas of each (so a killed primary fails over to its replica).
 
     url is `redis+cluster://127.0.0.1:port` of the first node (the scheme scancache reads as "use
-    RedisCluster"). start() assigns slots and joins the nodes itself (no redis-cli needed), then
-    waits, bounded by startup_timeout, until every node reports cluster_state:ok.
+    RedisCluster"). start() assigns slots, joins the nodes and attaches the replicas itself (no
+    redis-cli needed), then waits, bounded by startup_timeout, until every node reports
+    cluster_state:ok and every replica is in sync with its primary. `node_timeout_ms` is how long a
+    silent node takes to be declared failed (Redis's cluster-node-timeout). The nodes keep serving the
+    slots they own while another primary is down (cluster-require-full-coverage no): a cluster that
+    should stay partly available needs the same setting.
+
+        with RedisClusterServer(3, replicas=1, node_timeout_ms=1000) as cluster:   # six nodes
+            cluster.masters[0].stop()   # its replica takes over its slots after ~2 node timeouts
     """
 
-    def __init__(self, nodes: int = 3, *, startup_timeout: float = 20.0) -> None:
+    def __init__(self, nodes: int = 3, *, replicas: int = 0, node_timeout_ms: int = 5000,
+                 startup_timeout: float = 20.0) -> None:
         self.startup_timeout = startup_timeout
-        self.servers = [
-            RedisServer(port=free_cluster_port(), startup_timeout=startup_timeout, extra_args=[
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "5000",
-            ])
-            for _ in range(nodes)
-        ]
+        args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", str(node_timeout_ms), "--cluster-require-full-coverage", "no"]
+        self.masters = [RedisServer(port=free_cluster_port(), startup_timeout=startup_timeout,
+                                    extra_args=args) for _ in range(nodes)]
+        #: replicas_of[i] are the replicas of masters[i] (as started; a failover swaps the roles).
+        self.replicas_of = [[RedisServer(port=free_cluster_port(), startup_timeout=startup_timeout,
+                                         extra_args=args) for _ in range(replicas)] for _ in range(nodes)]
+        self.servers = [*self.masters, *(r for group in self.replicas_of for r in group)]
 
     @property
     def url(self) -> str:
@@ -64,19 +74,30 @@ class RedisClusterServer:
         first = self.servers[0]
         return f"redis+cluster://{first.host}:{first.port}"
 
+    def slot_range(self, master: int) -> range:
+        """The slots masters[master] was given at start()."""
+        share = _CLUSTER_SLOTS // len(self.masters)
+        first = master * share
+        last = _CLUSTER_SLOTS - 1 if master == len(self.masters) - 1 else first + share - 1
+        return range(first, last + 1)
+
     def start(self) -> RedisClusterServer:
-        """Start every node, give each an even share of the 16384 slots, MEET them, wait for ok."""
+        """Start every node, share the 16384 slots among the masters, MEET them all, attach the
+        replicas, and wait until the cluster is ok and the replicas are in sync."""
         try:
             for server in self.servers:
                 server.start()
-            share = _CLUSTER_SLOTS // len(self.servers)
-            for index, server in enumerate(self.servers):
-                first = index * share
-                last = _CLUSTER_SLOTS - 1 if index == len(self.servers) - 1 else first + share - 1
-                self._expect_ok(server, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
+            for index, server in enumerate(self.masters):
+                slots = self.slot_range(index)
+                self._expect_ok(server, "CLUSTER", "ADDSLOTSRANGE", str(slots[0]), str(slots[-1]))
             for server in self.servers[1:]:
                 self._expect_ok(self.servers[0], "CLUSTER", "MEET", server.host, str(server.port))
+            for master, replicas in zip(self.masters, self.replicas_of, strict=True):
+                master_id = _node_id(master)
+                for replica in replicas:
+                    self._until_ok(replica, "CLUSTER", "REPLICATE", master_id)
             self._wait_ok()
+            self.wait_replicas_in_sync()
         except BaseException:
             self.close()
             raise
@@ -88,6 +109,14 @@ class RedisClusterServer:
         if reply != b"+OK":
             raise RedisServerError(f"{' '.join(args)} on port {server.port}: {reply!r}")
 
+    def _until_ok(self, server: RedisServer, *args: str) -> None:
+        """args on server, again while it fails (a replica learns of its master by gossip)."""
+        deadline = time.monotonic() + self.startup_timeout
+        while (reply := server.command(*args)) != b"+OK":
+            if time.monotonic() >= deadline:
+                raise RedisServerError(f"{' '.join(args)} on port {server.port}: {reply!r}")
+            time.sleep(0.02)  # polling while gossip spreads, bounded by the deadline
+
     def _wait_ok(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -97,6 +126,18 @@ class RedisClusterServer:
             if time.monotonic() >= deadline:
                 raise RedisServerError(f"cluster not ok within {self.startup_timeout} s: {states}")
             time.sleep(0.02)  # polling while the nodes agree on slots, bounded by the deadline
+
+    def wait_replicas_in_sync(self, timeout: float | None = None) -> None:
+        """Wait until every replica's link is up and it holds as many keys as its master (after
+        writes, before killing a master whose data the replica must carry on)."""
+        deadline = time.monotonic() + (self.startup_timeout if timeout is None else timeout)
+        for master, replicas in zip(self.masters, self.replicas_of, strict=True):
+            for replica in replicas:
+                while not (_info_field(replica, "replication", "master_link_status") == "up"
+                           and _dbsize(replica) == _dbsize(master)):
+                    if time.monotonic() >= deadline:
+                        raise RedisServerError(f"replica on port {replica.port} not in sync")
+                    time.sleep(0.02)  # polling while it copies, bounded by the deadline
 
     def close(self) -> None:
         """Kill every node and remove their temp dirs."""
@@ -108,6 +149,40 @@ class RedisClusterServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _bulk(server: RedisServer, *args: str) -> str:
+    """A bulk-string reply read whole with the tiny client ("" when unreachable)."""
+    def complete(reply: bytes) -> bool:
+        if not reply.startswith(b"$"):
+            return reply.endswith(b"\r\n")
+        head, _, rest = reply.partition(b"\r\n")
+        return len(rest) >= int(head[1:]) + 2 if head[1:].lstrip(b"-").isdigit() else False
+
+    try:
+        data = send_command(server.host, server.port, args, timeout=2.0, complete=complete)
+    except OSError:
+        return ""
+    return data.partition(b"\r\n")[2].decode(errors="replace") if data.startswith(b"$") else ""
+
+
+def _node_id(server: RedisServer) -> str:
+    node_id = _bulk(server, "CLUSTER", "MYID").strip()
+    if not node_id:
+        raise RedisServerError(f"CLUSTER MYID on port {server.port} gave no id")
+    return node_id
+
+
+def _info_field(server: RedisServer, section: str, name: str) -> str:
+    for line in _bulk(server, "INFO", section).splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def _dbsize(server: RedisServer) -> int:
+    reply = server.command("DBSIZE")
+    return int(reply[1:]) if reply.startswith(b":") else -1
 
 
 def _cluster_state(server: RedisServer) -> str:
