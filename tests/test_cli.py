@@ -80,7 +80,7 @@ def test_every_command_has_help(command: list[str], env: dict[str, str]) -> None
     ["resolve", "--bogus", "a.test"],          # unknown option
     ["resolve", "--concurrency", "0", "x"],    # bad value
     ["resolve", "--rdtype", "NOSUCH", "x"],    # unknown record type
-    ["audit"],                                 # missing -r
+    ["audit", "--fail-on", "severe"],          # bad severity
     ["metrics", "--serve", "99999"],           # bad port
     ["cache"],                                 # missing action
 ])

@@ -198,7 +198,7 @@ def test_duplicate_and_case_variant_pins_are_one_package(audit_cli, tmp_path):
     assert code == 1
     report = json.loads(out)
     jinja = [d for d in report["dependencies"] if d["name"].lower() == "jinja2"]
-    assert jinja == [{"name": "Jinja2", "version": "2.4", "file": str(path), "line": 1}]
+    assert jinja == [{"name": "Jinja2", "version": "2.4", "file": str(path), "line": 1, "ecosystem": "PyPI"}]
     assert sorted(v["id"] for v in report["vulnerabilities"]) == sorted(JINJA_IDS)
 
 

@@ -38,6 +38,7 @@ _SECTION_ALIASES = {
     "vulnerability_caching": "vulndb",
     "lazy": "lazy",
     "lazy_loading": "lazy",
+    "audit": "audit",  # the audit policy: read by scancache.vulndb.policy, not a component
 }
 
 
@@ -115,7 +116,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
     Raises ValueError naming the file, section and field for anything unreadable or invalid.
     """
     raw: dict[str, Any] = _read_file(Path(path)) if path is not None else {}
-    sections: dict[str, dict[str, Any]] = {"cache": {}, "dns": {}, "vulndb": {}, "lazy": {}}
+    sections: dict[str, dict[str, Any]] = {"cache": {}, "dns": {}, "vulndb": {}, "lazy": {}, "audit": {}}
     for name, body in raw.items():
         canonical = _SECTION_ALIASES.get(str(name))
         if canonical is None:

@@ -1,29 +1,32 @@
-"""`scancache audit -r requirements.txt`: pinned requirements against OSV, cached or offline.
+"""`scancache audit [FILE]`: a project's dependencies against OSV, cached or offline.
 
-Exit status: 0 when nothing is vulnerable, 1 when something is, 2 on any error (so a CI job can tell
-"vulnerable" from "could not tell"). An input that yields no auditable package is an error (2) unless
---allow-empty: a file whose every line was skipped must not pass as clean.
+Inputs: FILE by its name (requirements, uv.lock, poetry.lock, pdm.lock, Pipfile.lock, pylock.toml,
+pyproject.toml, CycloneDX JSON), `-r FILE` for a requirements file, `--format-in` when the name says
+nothing, `--path DIR` / `--format-in installed` for an installed environment; with none of these,
+the project in the current directory (its lock file first). Outputs: `--format` on stdout and any
+number of `-o FORMAT=PATH`. Policy: [tool.scancache.audit] in pyproject.toml and [audit] in the
+config file, plus --ignore-vuln, --ignore-until-fixed, --fail-on and --baseline.
+
+Exit status: 0 when nothing (at or above --fail-on) is vulnerable, 1 when something is, 2 on any
+error (so a CI job can tell "vulnerable" from "could not tell"). An input that yields no auditable
+package is an error (2) unless --allow-empty: a file whose every line was skipped must not pass as
+clean; so is a malformed advisory that matched a pin, unless something else already fails the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from scancache.cli._common import (
-    CommandError,
-    format_table,
-    load_settings,
-    progress,
-    progress_wanted,
-)
+from scancache.cli._common import CommandError, load_settings, progress, progress_wanted
 from scancache.cli._components import open_mirror, open_vulndb
 
-__all__ = ["run", "render_table", "skipped_summary"]
+__all__ = ["run", "render_table", "skipped_summary", "read_input"]
 
 #: Skipped entries named one by one on stderr; the rest are counted (the JSON report lists all).
 _NOTES_SHOWN = 50
@@ -31,42 +34,49 @@ _NOTES_SHOWN = 50
 
 def skipped_summary(report: Any) -> str:
     """"no entries skipped" or "3 skipped: 2 unpinned, 1 editable" (what a summary line ends with)."""
-    if not report.skipped:
-        return "no entries skipped"
-    kinds = ", ".join(f"{count} {kind}" for kind, count in report.skipped_by_kind.items())
-    return f"{len(report.skipped)} skipped: {kinds}"
+    from scancache.vulndb.outputs.table import skipped_summary as summary
+
+    return summary(report)
 
 
 def render_table(report: Any) -> str:
     """The report as a table of findings plus a one-line summary (what a person reads)."""
-    rows = [("PACKAGE", "VERSION", "ID", "FIXED IN", "ALIASES")]
-    for finding in report.vulnerable:
-        rows.append((finding.package, finding.version, finding.id,
-                     ", ".join(finding.fixed_versions) or "-", ", ".join(finding.aliases) or "-"))
-    lines = []
-    if len(rows) > 1:
-        lines += format_table(rows)
-        lines.append("")
-    packages = len(report.vulnerable_packages)
-    total = len(report.dependencies)
-    skipped = skipped_summary(report)
-    if report.vulnerable:
-        lines.append(f"Found {len(report.vulnerable)} known vulnerabilities in {packages} of {total} "
-                     f"packages ({skipped}).")
-    else:
-        lines.append(f"No known vulnerabilities found in {total} packages ({skipped}).")
-    return "\n".join(lines)
+    from scancache.vulndb.outputs import render
+
+    return render("table", report)
 
 
-def read_input(path_text: str) -> Any:
-    """The ParsedInput of a requirements file ('-' reads stdin; its includes are relative to the
-    current directory)."""
+def read_input(args: argparse.Namespace) -> tuple[Any, str, Path]:
+    """(the ParsedInput, the name errors show for it, the project directory for the policy)."""
     from scancache.vulndb.inputs.base import decode_input
-    from scancache.vulndb.inputs.requirements import parse_requirements_file, parse_requirements_text
+    from scancache.vulndb.inputs.registry import find_project_input, read_input, read_installed
+    from scancache.vulndb.inputs.requirements import parse_requirements_text
 
-    if path_text == "-":
-        return parse_requirements_text(decode_input(sys.stdin.buffer.read(), "<stdin>"), file="<stdin>")
-    return parse_requirements_file(path_text)
+    if args.file and args.requirement:
+        raise CommandError("give the input once: FILE or -r FILE")
+    if args.path or args.format_in == "installed":
+        if args.file or args.requirement:
+            raise CommandError("--path / --format-in installed audit an environment, not a file")
+        shown = ", ".join(args.path) if args.path else "the running interpreter's environment"
+        return read_installed(args.path), shown, Path.cwd()
+    given = args.requirement or args.file
+    fmt = "requirements" if args.requirement else args.format_in
+    if given == "-":
+        if fmt not in (None, "requirements"):
+            raise CommandError("stdin is read as a requirements file only")
+        text = decode_input(sys.stdin.buffer.read(), "<stdin>")
+        return parse_requirements_text(text, file="<stdin>"), "<stdin>", Path.cwd()
+    if given is None:
+        chosen, others = find_project_input(".")
+        given = os.path.relpath(chosen)
+        sys.stderr.write(f"scancache: note: auditing {given}"
+                         + (f" (also found: {', '.join(os.path.relpath(p) for p in others)})" if others
+                            else "") + "\n")
+    path = Path(given)
+    if path.is_dir() and not args.requirement:  # a project directory; -r DIR stays an error
+        chosen, _ = find_project_input(path)
+        given = str(chosen)
+    return read_input(given, fmt), given, Path(given).resolve().parent
 
 
 async def _audit(args: argparse.Namespace, parsed: Any, mirror: str | None) -> Any:
@@ -121,21 +131,82 @@ def _check_not_empty(parsed: Any, shown: str, allow_empty: bool) -> None:
     raise CommandError(f"{shown}: no packages to audit (the input is empty); --allow-empty accepts this")
 
 
+def _outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    from scancache.vulndb.outputs import FORMATS
+
+    outputs = []
+    for spec in args.output or ():
+        fmt, sep, target = spec.partition("=")
+        if not sep or not target or fmt not in FORMATS:
+            raise CommandError(f"-o {spec}: expected FORMAT=PATH with FORMAT one of {', '.join(FORMATS)}")
+        outputs.append((fmt, Path(target)))
+    return outputs
+
+
+def _policy(args: argparse.Namespace, project_dir: Path) -> Any:
+    from scancache.vulndb.policy import PolicyError, load_baseline, load_policy, with_cli
+
+    pyproject = project_dir / "pyproject.toml"
+    if not pyproject.is_file():
+        pyproject = Path("pyproject.toml")
+    try:
+        config = Path(args.config) if getattr(args, "config", None) else None
+        policy = with_cli(load_policy(pyproject, config), ignore_vulns=args.ignore_vuln or [],
+                          until_fixed=args.ignore_until_fixed or [], fail_on=args.fail_on)
+        if args.baseline:
+            policy.baseline = load_baseline(Path(args.baseline))
+            policy.baseline_source = args.baseline
+    except PolicyError as exc:
+        raise CommandError(str(exc)) from None
+    return policy
+
+
+def _fix(args: argparse.Namespace, report: Any, context: Any) -> None:
+    from scancache.vulndb.fix import apply_fixes, plan_fixes
+
+    fixes, notes = plan_fixes(report)
+    diff, done, more = apply_fixes(fixes, write=not args.dry_run)
+    for note in notes + more:
+        sys.stderr.write(f"scancache: note: --fix: {note}\n")
+    if args.dry_run:
+        sys.stderr.write(diff or "scancache: note: --fix: nothing to change\n")
+    else:
+        context.applied_fixes = [(f.name, f.old, f.new) for f in done]
+        for f in done:
+            sys.stderr.write(f"scancache: note: --fix: {f.file}:{f.line}: {f.name} {f.old} -> {f.new}\n")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Audit the requirements file and print the report; 0 clean, 1 vulnerable, 2 error."""
+    """Audit the input and write the report(s); 0 clean, 1 vulnerable, 2 error."""
     import tempfile
 
-    parsed = read_input(args.requirement)
+    from scancache.vulndb.outputs import OutputContext, render, tool_version
+    from scancache.vulndb.policy import apply_policy
+
+    outputs = _outputs(args)
+    if args.dry_run and not args.fix:
+        raise CommandError("--dry-run goes with --fix")
+    parsed, shown, project_dir = read_input(args)
+    policy = _policy(args, project_dir)
     _note_skipped(parsed.skipped)
-    _check_not_empty(parsed, "<stdin>" if args.requirement == "-" else args.requirement, args.allow_empty)
+    _check_not_empty(parsed, shown, args.allow_empty)
     with tempfile.TemporaryDirectory(prefix="scancache-audit-") as workdir:
         mirror = _prepare_mirror(args.mirror, Path(workdir)) if args.mirror else None
         report = asyncio.run(_audit(args, parsed, mirror))
+    outcome = apply_policy(policy, report.findings)
+    report.findings = outcome.findings
+    context = OutputContext(tool_version(), outcome.ignored, outcome.notes)
     for vuln_id, reason in report.skipped_advisories:  # a package whose status is unknown
         sys.stderr.write(f"scancache: warning: malformed advisory {vuln_id} skipped: {reason}\n")
-    if args.format == "json":
-        print(report.to_json())
-    else:
-        print(render_table(report))
-    # Vulnerable wins (1); else a skipped advisory means "could not tell" (2), never clean (0).
-    return 1 if report.vulnerable else 2 if report.skipped_advisories else 0
+    for note in outcome.notes:
+        sys.stderr.write(f"scancache: warning: {note}\n")
+    if args.fix:
+        _fix(args, report, context)
+    for fmt, target in outputs:
+        try:
+            target.write_text(render(fmt, report, context) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot write {fmt} report to {target}: {exc.strerror or exc}") from None
+    print(render(args.format, report, context))
+    # Failing findings win (1); else a skipped advisory means "could not tell" (2), never clean (0).
+    return 1 if outcome.fails(policy.fail_on) else 2 if report.skipped_advisories else 0

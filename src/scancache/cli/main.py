@@ -129,14 +129,28 @@ def _add_resolve(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_audit(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("audit", help="audit pinned requirements against OSV",
-                                 description="Audit a requirements file against OSV (cached). Exit "
-                                             "status 0 when clean, 1 when anything is vulnerable, 2 "
-                                             "on errors.")
-    parser.add_argument("-r", "--requirement", required=True, metavar="FILE",
+    formats = ("table", "json", "pip-audit-json", "cyclonedx-json", "sarif", "markdown")
+    inputs = ("requirements", "uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "pylock.toml",
+              "pyproject.toml", "cyclonedx", "installed")
+    parser = commands.add_parser("audit", help="audit a project's dependencies against OSV",
+                                 description="Audit a project's dependencies against OSV (cached): "
+                                             "a requirements or lock file, pyproject.toml, a "
+                                             "CycloneDX SBOM or an installed environment; with no "
+                                             "FILE, the project in the current directory. Exit "
+                                             "status 0 when clean, 1 when anything is vulnerable, "
+                                             "2 on errors.")
+    parser.add_argument("file", nargs="?", metavar="FILE",
+                        help="input file (format from its name) or project directory")
+    parser.add_argument("-r", "--requirement", metavar="FILE",
                         help="requirements file ('-' for stdin)")
-    parser.add_argument("--format", choices=("json", "table"), default="table",
-                        help="table (default) or the report as JSON")
+    parser.add_argument("--format-in", choices=inputs, metavar="FORMAT",
+                        help="read FILE as FORMAT (" + ", ".join(inputs) + ")")
+    parser.add_argument("--path", action="append", metavar="DIR",
+                        help="audit the distributions installed in DIR (repeatable)")
+    parser.add_argument("--format", choices=formats, default="table",
+                        help="report on stdout: " + ", ".join(formats) + " (default table)")
+    parser.add_argument("-o", "--output", action="append", metavar="FORMAT=PATH",
+                        help="also write the report in FORMAT to PATH (repeatable)")
     parser.add_argument("--mirror", metavar="FILE",
                         help="answer offline from this mirror (made by 'scancache mirror import')")
     parser.add_argument("--osv-url", metavar="URL", help="OSV API base (default: $SCANCACHE_OSV_URL)")
@@ -144,6 +158,17 @@ def _add_audit(commands: argparse._SubParsersAction) -> None:
                         help="accept an input with no auditable package (else exit 2)")
     parser.add_argument("--concurrency", type=_positive_int, metavar="N",
                         help="OSV requests in flight at once (default: the config's osv_concurrency, 50)")
+    parser.add_argument("--ignore-vuln", action="append", metavar="ID",
+                        help="ignore this advisory (or any of its aliases; repeatable)")
+    parser.add_argument("--ignore-until-fixed", action="append", metavar="ID",
+                        help="ignore this advisory while no fixed version exists (repeatable)")
+    parser.add_argument("--fail-on", choices=("low", "medium", "high", "critical"),
+                        help="exit 1 only for findings at or above this severity (unknown fails)")
+    parser.add_argument("--baseline", metavar="OLD.json",
+                        help="report and fail only on findings not in this earlier JSON report")
+    parser.add_argument("--fix", action="store_true",
+                        help="raise vulnerable pins in requirements files to their fixing version")
+    parser.add_argument("--dry-run", action="store_true", help="with --fix: print the diff only")
     _add_progress(parser)
     parser.set_defaults(module="audit")
 

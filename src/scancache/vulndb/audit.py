@@ -19,8 +19,11 @@ from typing import Any
 from scancache.vulndb.inputs.base import ParsedInput, Requirement, Skipped
 
 __all__ = ["Requirement", "Skipped", "Finding", "AuditReport", "parse_requirements", "read_requirements",
-           "audit_requirements", "audit_input"]
+           "audit_requirements", "audit_input",
+           "SCHEMA_VERSION", "dumps_report"]
 
+#: Version of the JSON report's layout (`schema_version`): raised when a key changes meaning or goes.
+SCHEMA_VERSION = 1
 _PLAIN_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")  # release segments only: orders as int tuples
 # Which id names a merged finding: the PyPA advisory first (what pip-audit shows), then GHSA, CVE.
 _ID_PREFERENCE = ("PYSEC-", "GHSA-", "CVE-")
@@ -36,6 +39,11 @@ class Finding:
     aliases: tuple[str, ...]
     fixed_versions: tuple[str, ...]
     summary: str = ""
+    severity: str = "unknown"  # none/low/medium/high/critical from CVSS, else the GHSA label
+    cvss_score: float | None = None
+    cvss_vector: str = ""
+    location: str = ""  # FILE:LINE of the pin in the input
+    ecosystem: str = "PyPI"
 
 
 @dataclass
@@ -73,10 +81,40 @@ class AuditReport:
             out.setdefault(finding.package, []).append(finding)
         return out
 
+    @property
+    def fix_versions(self) -> dict[tuple[str, str], str | None]:
+        """{(package, version): the smallest version that fixes all of its findings, or None}.
+
+        Per finding, the smallest fixed version above the pinned one (a later branch's fix never
+        stands in for this branch's); per package, the highest of those, as pip-audit computes it.
+        None ("no fix yet") when some finding has no fixed version above the pin.
+        """
+        from scancache.vulndb.ranges import pep440
+
+        out: dict[tuple[str, str], str | None] = {}
+        for finding in self.findings:
+            key = (finding.package, finding.version)
+            if key in out and out[key] is None:
+                continue
+            current = pep440(finding.version)
+            above = [v for v in finding.fixed_versions
+                     if current is None or ((p := pep440(v)) is not None and p > current)]
+            if not above:
+                out[key] = None
+                continue
+            smallest = above[0]  # fixed_versions are sorted, lowest first
+            best = out.get(key)
+            if best is None or _version_order(smallest) > _version_order(best):
+                out[key] = smallest
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: dependencies, vulnerabilities, skipped lines and counts."""
         return {
-            "dependencies": [{"name": d.name, "version": d.version, "file": d.file, "line": d.line}
+            "schema_version": SCHEMA_VERSION,
+            "input_format": self.input_format,
+            "dependencies": [{"name": d.name, "version": d.version, "file": d.file, "line": d.line,
+                              "ecosystem": d.ecosystem}
                              for d in self.dependencies],
             "vulnerabilities": [{**asdict(f), "aliases": list(f.aliases),
                                  "fixed_versions": list(f.fixed_versions)} for f in self.findings],
@@ -84,6 +122,8 @@ class AuditReport:
                          "kind": e.kind} for e in self.skipped],
             "skipped_by_kind": self.skipped_by_kind,
             "sources": list(self.sources),
+            "fixes": [{"package": p, "version": v, "fix_version": fix}
+                      for (p, v), fix in self.fix_versions.items()],
             "vulnerable_packages": len(self.vulnerable_packages),
             "withdrawn_ignored": self.withdrawn_ignored,
             "skipped_advisories": [{"id": i, "reason": r} for i, r in self.skipped_advisories],
@@ -96,10 +136,12 @@ class AuditReport:
         data = self.as_dict()
         if indent is None:
             return json.dumps(data)
-        return _dumps_one_item_a_line(data, " " * indent)
+        return dumps_report(data, indent)
 
 
-def _dumps_one_item_a_line(data: dict[str, Any], pad: str) -> str:
+def dumps_report(data: dict[str, Any], indent: int = 2) -> str:
+    """JSON text of a report dict: top-level keys one a line, each list item on one line."""
+    pad = " " * indent
     parts = []
     for key, value in data.items():
         if isinstance(value, list) and value:
@@ -138,16 +180,16 @@ def read_requirements(requirements: Any) -> ParsedInput:
     return parse_requirements_text([str(line) for line in requirements])
 
 
-def _fixed_versions(record: dict[str, Any], name: str) -> tuple[str, ...]:
+def _fixed_versions(record: dict[str, Any], name: str, ecosystem: str = "PyPI") -> tuple[str, ...]:
     from scancache.vulndb.ranges import normalize_name
 
     fixed = []
     for entry in record.get("affected") or ():
         package = entry.get("package") or {}
-        if package.get("ecosystem") != "PyPI":
+        if package.get("ecosystem") != ecosystem:
             continue
         listed = str(package.get("name", ""))
-        if listed == name or normalize_name("PyPI", listed) == name:  # most are listed normalised
+        if listed == name or normalize_name(ecosystem, listed) == name:  # most are listed normalised
             for rng in entry.get("ranges") or ():
                 if rng.get("type") == "GIT":  # a commit hash is no version a user can pin
                     continue
@@ -205,7 +247,7 @@ def merge_findings(req: Requirement, records: list[dict[str, Any]]) -> list[Find
         return []
     try:
         versions = tuple([(r["id"], r["modified"]) for r in records])
-        memo_key = (req.name, req.version, req.normalized_name, versions)
+        memo_key = (req, versions)
         found = _FINDINGS_MEMO.get(memo_key)
     except (KeyError, TypeError):  # no modified stamp (or an unhashable one): nothing to key on
         return _merge(req, records)
@@ -258,15 +300,20 @@ def _finding(req: Requirement, group: list[dict[str, Any]]) -> Finding:
         primary = main["id"]
         aliases = main.get("aliases")
         ids = set(aliases) if aliases else set()
-        fixed = _fixed_versions(main, req.normalized_name)
+        fixed = _fixed_versions(main, req.normalized_name, req.ecosystem)
     else:
         main = min(group, key=lambda r: _id_rank(r["id"]))
         primary = main["id"]
         ids = {i for r in group for i in (r["id"], *(r.get("aliases") or ()))}
-        fixed = _sort_versions(v for r in group for v in _fixed_versions(r, req.normalized_name))
+        fixed = _sort_versions(v for r in group for v in _fixed_versions(r, req.normalized_name,
+                                                                              req.ecosystem))
     ids.discard(primary)
     text = str(main.get("summary") or main.get("details") or "").strip()
-    return Finding(req.name, req.version, primary, tuple(sorted(ids)), fixed, text.split("\n", 1)[0][:200])
+    from scancache.vulndb.severity import severity_of
+
+    severity = severity_of(group)
+    return Finding(req.name, req.version, primary, tuple(sorted(ids)), fixed, text.split("\n", 1)[0][:200],
+                   severity.label, severity.score, severity.vector, req.location, req.ecosystem)
 
 
 async def audit_requirements(cache: Any, requirements: Any, *, progress: Any = None) -> AuditReport:
@@ -286,7 +333,8 @@ async def audit_input(cache: Any, parsed: ParsedInput, *, progress: Any = None) 
     pinned = parsed.dependencies
     report = AuditReport(dependencies=pinned, skipped=parsed.skipped, sources=parsed.files,
                          input_format=parsed.format)
-    queries = [pypi_query(r.normalized_name, r.version) for r in pinned]
+    queries = [pypi_query(r.normalized_name, r.version) if r.ecosystem == "PyPI"
+               else {"package": r.name, "ecosystem": r.ecosystem, "version": r.version} for r in pinned]
     results = await cache.query_many(queries, progress=progress) if queries else []
     for req, records in zip(pinned, results, strict=True):
         active = [r for r in records if not r.get("withdrawn")]

@@ -13,17 +13,19 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scancache.errors import ScancacheError
 
-__all__ = ["Requirement", "Skipped", "ParsedInput", "InputError", "decode_input", "read_input_bytes",
-           "normalize_name", "version_key", "SKIP_KINDS"]
+__all__ = ["Requirement", "Skipped", "ParsedInput", "InputError", "Collector", "decode_input",
+           "read_input_bytes", "read_input_text", "load_toml", "header_lines", "normalize_name",
+           "version_key", "SKIP_KINDS"]
 
 _NAME_SEPARATORS = re.compile(r"[-_.]+")
 _PLAIN_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")
 
 #: The kinds of skipped entries, in the order a summary lists them.
-SKIP_KINDS = ("unpinned", "url", "editable", "local path", "option", "invalid", "other")
+SKIP_KINDS = ("unpinned", "url", "vcs", "editable", "local path", "project", "option", "invalid", "other")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +42,8 @@ class Requirement:
 
     @property
     def location(self) -> str:
-        """"FILE:LINE" (or "line N" for text that came from no file)."""
-        return f"{self.file}:{self.line}" if self.file else f"line {self.line}"
+        """"FILE:LINE", "FILE" when no line is known, "line N" for text that came from no file."""
+        return _location(self.file, self.line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +64,8 @@ class Skipped:
 
     @property
     def location(self) -> str:
-        """"FILE:LINE" (or "line N" for text that came from no file)."""
-        return f"{self.file}:{self.line}" if self.file else f"line {self.line}"
+        """"FILE:LINE", "FILE" when no line is known, "line N" for text that came from no file."""
+        return _location(self.file, self.line)
 
 
 @dataclass
@@ -76,6 +78,12 @@ class ParsedInput:
     files: list[str] = field(default_factory=list)
     entries: int = 0
     format: str = "requirements"
+
+
+def _location(file: str, line: int) -> str:
+    if file:
+        return f"{file}:{line}" if line else file
+    return f"line {line}" if line else ""
 
 
 class InputError(ScancacheError, ValueError):
@@ -136,3 +144,64 @@ def read_input_bytes(path: Path, shown: str | None = None) -> bytes:
         raise InputError(name, None, "is a directory, not a file") from None
     except OSError as exc:
         raise InputError(name, None, f"cannot read: {exc.strerror or exc}") from None
+
+
+def read_input_text(path: Path, shown: str | None = None) -> str:
+    """The decoded text of an input file (BOM dropped); InputError naming the file when it cannot be."""
+    name = shown or str(path)
+    return decode_input(read_input_bytes(path, name), name)
+
+
+def load_toml(text: str, file: str) -> dict[str, Any]:
+    """A TOML document; InputError naming the file and line when it does not parse."""
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise InputError(file, int(match.group(1)) if match else None, f"not valid TOML: {exc}") from None
+
+
+def header_lines(text: str, header: str) -> list[int]:
+    """1-based line numbers of each `[[header]]` array-of-tables line, in order: the i-th entry of that
+    array in the parsed document starts at the i-th of these lines (tomllib keeps no positions)."""
+    wanted = f"[[{header}]]"
+    return [n for n, line in enumerate(text.splitlines(), 1) if line.strip() == wanted]
+
+
+class Collector:
+    """Builds a ParsedInput: each package and PEP 440 version once (the first place it was seen
+    stands for the repeats), skipped entries in input order. An unpinned entry whose package is
+    pinned elsewhere in the same input is covered by that pin and not listed."""
+
+    def __init__(self, format: str) -> None:
+        self.format = format
+        self.pins: dict[tuple[str, str, str], Requirement] = {}
+        self.skipped_entries: list[tuple[Skipped, str | None]] = []  # (entry, name if unpinned)
+        self.files: list[str] = []
+        self.entries = 0
+        self.version_keys: dict[str, str] = {}
+
+    def pin(self, name: str, version: str, line: int, file: str, *, normalized: str | None = None,
+            ecosystem: str = "PyPI") -> None:
+        """Add one pinned package (counted once per PEP 503 name and PEP 440 version)."""
+        if normalized is None:
+            normalized = normalize_name(name) if ecosystem == "PyPI" else name
+        vkey = self.version_keys.get(version)
+        if vkey is None:
+            vkey = self.version_keys[version] = version_key(version) if ecosystem == "PyPI" else version
+        key = (ecosystem, normalized, vkey)
+        if key not in self.pins:
+            self.pins[key] = Requirement(name, normalized, version, line, file, ecosystem)
+
+    def skip(self, line: int, file: str, text: str, kind: str, reason: str,
+             unpinned_name: str | None = None) -> None:
+        """Add one entry that is not audited; unpinned_name (PEP 503) lets a pin elsewhere cover it."""
+        self.skipped_entries.append((Skipped(line, text, reason, kind, file), unpinned_name))
+
+    def result(self) -> ParsedInput:
+        """The ParsedInput collected so far."""
+        pinned = {key[1] for key in self.pins if key[0] == "PyPI"}
+        skipped = [entry for entry, name in self.skipped_entries if name is None or name not in pinned]
+        return ParsedInput(list(self.pins.values()), skipped, self.files, self.entries, self.format)

@@ -24,14 +24,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from scancache.vulndb.inputs.base import (
+    Collector,
     InputError,
     ParsedInput,
-    Requirement,
-    Skipped,
     decode_input,
     normalize_name,
     read_input_bytes,
-    version_key,
 )
 
 __all__ = ["parse_requirements_file", "parse_requirements_text", "looks_like_requirements"]
@@ -60,7 +58,7 @@ def looks_like_requirements(path: Path) -> bool:
                                                or name.startswith("req"))
 
 
-def parse_requirements_file(path: str | os.PathLike[str], *, shown: str | None = None) -> ParsedInput:
+def parse_requirements_file(path: str | os.PathLike[str], shown: str | None = None) -> ParsedInput:
     """Read a requirements file and every file it includes (InputError when one cannot be read)."""
     reader = _Reader()
     reader.read_file(Path(path), shown or os.fspath(path), None)
@@ -126,22 +124,13 @@ def _split_option(text: str) -> tuple[str, str]:
     return option, value.strip().strip("'\"")
 
 
-class _Reader:
+class _Reader(Collector):
     """One walk over a requirements file and its includes."""
 
     def __init__(self) -> None:
-        self.pins: dict[tuple[str, str], Requirement] = {}
-        self.skipped: list[tuple[Skipped, str | None]] = []  # (entry, PEP 503 name if unpinned)
-        self.files: list[str] = []
-        self.entries = 0
+        super().__init__("requirements")
         self.stack: list[tuple[str, str]] = []  # (real path, shown name) of the files being read
         self.done: set[str] = set()
-        self.version_keys: dict[str, str] = {}
-
-    def result(self) -> ParsedInput:
-        pinned = {key[0] for key in self.pins}
-        skipped = [entry for entry, name in self.skipped if name is None or name not in pinned]
-        return ParsedInput(list(self.pins.values()), skipped, self.files, self.entries, "requirements")
 
     def read_file(self, path: Path, shown: str, origin: tuple[str, int, str] | None) -> None:
         """Read one file; origin is (including file, line, option text) for an include."""
@@ -183,7 +172,7 @@ class _Reader:
 
     def _skip(self, number: int, file: str, text: str, kind: str, reason: str,
               name: str | None = None) -> None:
-        self.skipped.append((Skipped(number, text, reason, kind, file), name))
+        self.skip(number, file, text, kind, reason, name)
 
     def _option(self, text: str, number: int, file: str, base_dir: Path) -> None:
         option, value = _split_option(text)
@@ -207,7 +196,7 @@ class _Reader:
             spec_text = _REQUIREMENT_OPTIONS.split(text, 1)[0].strip()
         simple = _simple_pin(spec_text)
         if simple is not None:  # the common "name==version" line, without packaging's full parser
-            self._pin(simple[0], simple[1], simple[2], number, file)
+            self.pin(simple[0], simple[2], number, file, normalized=simple[1])
             return
         from packaging.requirements import InvalidRequirement
         from packaging.requirements import Requirement as PackagingRequirement
@@ -232,12 +221,5 @@ class _Reader:
             self._skip(number, file, text, "unpinned", "not pinned to one version (name==version)",
                        name)
             return
-        self._pin(req.name, name, specs[0].version, number, file)
+        self.pin(req.name, specs[0].version, number, file, normalized=name)
 
-    def _pin(self, name: str, normalized: str, version: str, number: int, file: str) -> None:
-        vkey = self.version_keys.get(version)
-        if vkey is None:
-            vkey = self.version_keys[version] = version_key(version)
-        key = (normalized, vkey)
-        if key not in self.pins:  # the first spelling and place stand for repeats
-            self.pins[key] = Requirement(name, normalized, version, number, file)

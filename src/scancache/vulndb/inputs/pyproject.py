@@ -1,0 +1,60 @@
+"""pyproject.toml: the exact `==` pins of `[project] dependencies`, of each
+`[project.optional-dependencies]` group and of each `[dependency-groups]` group (PEP 735) are
+audited; every other requirement is skipped with the reason (a range is no version to audit:
+lock the project and audit the lock file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scancache.vulndb.inputs.base import Collector, ParsedInput, load_toml, normalize_name, read_input_text
+
+__all__ = ["parse_pyproject", "FILE_NAMES"]
+
+FILE_NAMES = ("pyproject.toml",)
+
+
+def parse_pyproject(path: Path, shown: str | None = None) -> ParsedInput:
+    """The pinned requirements of a pyproject.toml (InputError naming file and line if unreadable)."""
+    file = shown or str(path)
+    text = read_input_text(path, file)
+    document = load_toml(text, file)
+    out = Collector("pyproject.toml")
+    out.files.append(file)
+    lines = text.splitlines()
+    project = document.get("project") or {}
+    groups: list[tuple[str, Any]] = [("dependencies", project.get("dependencies") or [])]
+    groups += [(f"optional-dependencies.{k}", v) for k, v in (project.get("optional-dependencies")
+                                                              or {}).items()]
+    groups += [(f"dependency-groups.{k}", v) for k, v in (document.get("dependency-groups") or {}).items()]
+    for _group, requirements in groups:
+        for spec in requirements:
+            if not isinstance(spec, str):  # a PEP 735 {include-group = "..."}: its group is read too
+                continue
+            out.entries += 1
+            _one(out, spec, _line_of(lines, spec), file)
+    return out.result()
+
+
+def _line_of(lines: list[str], spec: str) -> int:
+    return next((n for n, line in enumerate(lines, 1) if f'"{spec}"' in line or f"'{spec}'" in line), 0)
+
+
+def _one(out: Collector, spec: str, line: int, file: str) -> None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        req = Requirement(spec)
+    except InvalidRequirement as exc:
+        out.skip(line, file, spec, "invalid", f"not a requirement: {exc}")
+        return
+    name = normalize_name(req.name)
+    if req.url:
+        out.skip(line, file, spec, "url", "a URL, not a pinned release")
+        return
+    specs = list(req.specifier)
+    if len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
+        out.skip(line, file, spec, "unpinned", "not pinned to one version (name==version)", name)
+        return
+    out.pin(req.name, specs[0].version, line, file, normalized=name)
