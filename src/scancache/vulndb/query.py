@@ -77,8 +77,17 @@ class Query:
 
     @cached_property
     def key(self) -> str:
-        """sha256 of the canonical JSON (sorted keys): equal questions, equal keys (computed once)."""
-        text = _CANONICAL_JSON.encode(self.canonical())
+        """sha256 of the canonical question: equal questions, equal keys (computed once).
+
+        A PyPI package question (the bulk of an audit) hashes "PyPI\0name\0canonical version"
+        directly, a third of the canonical-JSON path's cost; every other kind hashes the canonical
+        JSON (sorted keys), which starts with "{" and so never collides with the short form.
+        """
+        if self.kind == "package" and self.ecosystem == "PyPI" and self.name is not None:
+            version = "" if self.version is None else _pep440_canonical(self.version)
+            text = f"PyPI\0{self.name}\0{version}"
+        else:
+            text = _CANONICAL_JSON.encode(self.canonical())
         return hashlib.sha256(text.encode()).hexdigest()
 
     def osv_body(self) -> dict[str, Any]:
