@@ -149,11 +149,19 @@ class SlowTCPNameserver:
 
     def __init__(self, records: LoopbackDNSServer, tcp_delay: float) -> None:
         self.records, self.tcp_delay = records, tcp_delay
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
+        for _ in range(100):  # a free UDP port whose TCP twin may be taken (TIME_WAIT): try another
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.bind(("127.0.0.1", 0))
+            self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                self.tcp.bind(("127.0.0.1", self.udp.getsockname()[1]))
+                break
+            except OSError:
+                self.udp.close()
+                self.tcp.close()
+        else:
+            raise OSError("no port free for both UDP and TCP on 127.0.0.1")
         self.udp.settimeout(0.05)
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.bind(("127.0.0.1", self.udp.getsockname()[1]))
         self.tcp.listen(16)
         self.tcp.settimeout(0.05)
         self.address = f"127.0.0.1:{self.udp.getsockname()[1]}"
