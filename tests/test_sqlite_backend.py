@@ -427,7 +427,7 @@ async def test_async_api(make_cache, clock):
     companions = 0 if cache.get("once" + COMPUTE_SUFFIX) is None else 1
     assert await cache.aclear() == 601 + companions
     await cache.aclose()
-    assert not cache.backend._threads  # every thread's connection was closed
+    assert not cache.backend._connections.holders  # every thread's connection was closed
 
 
 async def test_async_write_never_blocks_the_loop_on_a_locked_file(make_cache):

@@ -51,13 +51,13 @@ class AsyncCacheAPI:
             return self.get(key, default)
         if self._index_get is not None:  # hybrid: a fresh front hit needs no await
             record = self._index_get(key)
-            if record is not None and self.clock() < record[1]:
+            if record is not None and self.clock() < record.expires_at:
                 try:
                     self._index_touch(key)  # keep LRU order: async hits count as uses too
                 except KeyError:
                     pass
                 self.stats.hits += 1
-                return record[0]
+                return record.value
         try:
             raw = await self.backend.aget(key)
         except Exception as exc:

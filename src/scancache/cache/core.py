@@ -232,13 +232,13 @@ class Cache(AsyncCacheAPI):
         self._countdown -= 1
         if self._countdown > 0 and self._index_get is not None:
             record = self._index_get(key)
-            if record is not None and self.clock() < record[1]:  # [1]: expires_at
+            if record is not None and self.clock() < record.expires_at:
                 try:
                     self._index_touch(key)
                 except KeyError:  # removed by another thread meanwhile: still a valid read
                     pass
                 self.stats.hits += 1
-                return record[0]
+                return record.value
         if self._countdown <= 0:
             self._countdown = self._sample_every
             return self._timed("get", self._get, key, default)
@@ -349,9 +349,9 @@ class Cache(AsyncCacheAPI):
                 continue
             # Fresh entries, the bulk of a warm batch, skip _classify's frames and Record.
             if holds_records:
-                if now < raw[1]:  # [1]: expires_at
+                if now < raw.expires_at:
                     hits += 1
-                    out[key] = raw[0]
+                    out[key] = raw.value
                     continue
             else:
                 try:

@@ -82,6 +82,21 @@ class HybridBackend:
                 await self.back.adelete(key)
         return record
 
+    def _front_copy(self, key: str) -> tuple[Record | None, bool]:
+        """(memory's record for key or None, whether it is still fresh): the first step of get."""
+        front = self.front.get(key)
+        return front, front is not None and self.clock() < front.expires_at
+
+    def _front_split(self, keys: Sequence[str]) -> tuple[dict[str, Record], dict[str, Record], list[str]]:
+        """The first step of get_many: (memory's fresh records, its expired ones, which are kept
+        unless the back has newer, the keys to ask the back for)."""
+        found = self.front.get_many(keys)
+        now = self.clock()
+        stale = {k: r for k, r in found.items() if r.expires_at <= now}
+        for key in stale:
+            del found[key]
+        return found, stale, [key for key in keys if key not in found]
+
     def _take(self, found: dict[str, Record], raws: dict[str, Any]) -> list[str]:
         """Decode what the back returned into found and memory; returns the keys whose blob was corrupt."""
         corrupt = []
@@ -96,7 +111,7 @@ class HybridBackend:
 
     def _newer(self, key: str, front: Record | None, back: Record | None) -> Record | None:
         """The fresher of the front's (expired) copy and the back's record; the back's fills memory."""
-        if back is None or (front is not None and back[1] <= front[1]):
+        if back is None or (front is not None and back.expires_at <= front.expires_at):
             return front
         self._fill(key, back)
         return back
@@ -104,7 +119,7 @@ class HybridBackend:
     def _keep_newer(self, found: dict[str, Record], stale: dict[str, Record]) -> dict[str, Record]:
         """found plus each expired front copy the back had nothing newer for."""
         for key, record in stale.items():
-            if key not in found or found[key][1] <= record[1]:
+            if key not in found or found[key].expires_at <= record.expires_at:
                 found[key] = record
         return found
 
@@ -125,9 +140,11 @@ class HybridBackend:
 
     # ------------------------------------------------------------------ sync API
     def get(self, key: str) -> Record | None:
-        """The Record from memory, else from the back (then kept in memory). Raises if the back fails."""
-        front = self.front.get(key)
-        if front is not None and self.clock() < front[1]:
+        """The Record from memory, else from the back (then kept in memory). Raises if the back fails
+        and memory has no copy at all (an expired copy is returned instead: the front serves it as
+        stale)."""
+        front, fresh = self._front_copy(key)
+        if fresh:
             return front
         # Missing or expired in memory: another worker may have written a fresh value to the back.
         try:
@@ -136,29 +153,23 @@ class HybridBackend:
             if front is None:
                 raise
             self.back_errors += 1
-            return front  # stale, and the Cache front treats it so
+            return front
         return self._newer(key, front, None if raw is None else self._record(key, raw))
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
         """Memory first, then one back call (MGET on Redis) for the rest; fills memory."""
-        found = self.front.get_many(keys)
-        now = self.clock()
-        stale = {k: r for k, r in found.items() if r[1] <= now}  # kept unless the back has newer
-        for key in stale:
-            del found[key]
-        missing = [key for key in keys if key not in found]
-        if not missing:
-            return self._keep_newer(found, stale)
-        try:
-            raws = self.back.get_many(missing)
-        except Exception:
-            if not found and not stale:
-                raise
-            self.back_errors += 1
-            return self._keep_newer(found, stale)
-        for key in self._take(found, raws):
-            with contextlib.suppress(Exception):  # best effort: the next read would retry it
-                self.back.delete(key)
+        found, stale, missing = self._front_split(keys)
+        if missing:
+            try:
+                raws = self.back.get_many(missing)
+            except Exception:
+                if not found and not stale:
+                    raise
+                self.back_errors += 1
+            else:
+                for key in self._take(found, raws):
+                    with contextlib.suppress(Exception):  # best effort: the next read would retry it
+                        self.back.delete(key)
         return self._keep_newer(found, stale)
 
     def set(self, key: str, record: Record, blob: bytes | None) -> None:
@@ -208,9 +219,9 @@ class HybridBackend:
 
     # ------------------------------------------------------------------ async API
     async def aget(self, key: str) -> Record | None:
-        """Async get: memory inline, the back through its async API."""
-        front = self.front.get(key)
-        if front is not None and self.clock() < front[1]:
+        """Async get: memory inline, the back through its async API (get's steps, awaited)."""
+        front, fresh = self._front_copy(key)
+        if fresh:
             return front
         try:
             raw = await self.back.aget(key)
@@ -222,25 +233,19 @@ class HybridBackend:
         return self._newer(key, front, None if raw is None else await self._arecord(key, raw))
 
     async def aget_many(self, keys: Sequence[str]) -> dict[str, Record]:
-        """Async get_many: memory inline, the rest in one async back call."""
-        found = self.front.get_many(keys)
-        now = self.clock()
-        stale = {k: r for k, r in found.items() if r[1] <= now}  # kept unless the back has newer
-        for key in stale:
-            del found[key]
-        missing = [key for key in keys if key not in found]
-        if not missing:
-            return self._keep_newer(found, stale)
-        try:
-            raws = await self.back.aget_many(missing)
-        except Exception:
-            if not found and not stale:
-                raise
-            self.back_errors += 1
-            return self._keep_newer(found, stale)
-        for key in self._take(found, raws):
-            with contextlib.suppress(Exception):
-                await self.back.adelete(key)
+        """Async get_many: memory inline, the rest in one async back call (get_many's steps)."""
+        found, stale, missing = self._front_split(keys)
+        if missing:
+            try:
+                raws = await self.back.aget_many(missing)
+            except Exception:
+                if not found and not stale:
+                    raise
+                self.back_errors += 1
+            else:
+                for key in self._take(found, raws):
+                    with contextlib.suppress(Exception):
+                        await self.back.adelete(key)
         return self._keep_newer(found, stale)
 
     async def aset(self, key: str, record: Record, blob: bytes | None) -> None:

@@ -13,16 +13,17 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
-from scancache.cache.backend import Record, WriteItem
+from scancache.cache.backend import InlineAsyncBase, Record, WriteItem
 
 __all__ = ["MemoryBackend"]
 
 
-class MemoryBackend:
+class MemoryBackend(InlineAsyncBase):
     """LRU dict of Records bounded by max_entries and max_bytes (whichever is hit first).
 
     Cost: get O(1), set O(1) amortised plus evictions, purge_expired O(n).
     Never raises on reads; set raises ValueError only for an entry larger than max_bytes.
+    Its async methods call these inline (InlineAsyncBase): a dict operation never blocks.
     """
 
     holds_records = True
@@ -67,7 +68,7 @@ class MemoryBackend:
         return out
 
     def set(self, key: str, record: Record, blob: bytes | None = None) -> None:
-        nbytes = record[3]  # Record.nbytes, without the NamedTuple property call
+        nbytes = record.nbytes
         if nbytes > self.max_bytes:
             self.delete(key)  # the old value must not outlive a write that replaced it
             raise ValueError(f"entry of {nbytes} bytes exceeds max_memory_mb")
@@ -75,7 +76,7 @@ class MemoryBackend:
             data = self._data
             old = data.pop(key, None)
             if old is not None:
-                self._bytes -= old[3]
+                self._bytes -= old.nbytes
             data[key] = record
             self._bytes += nbytes
             if len(data) > self.max_entries or self._bytes > self.max_bytes:
@@ -156,25 +157,3 @@ class MemoryBackend:
 
     def close(self) -> None:
         """Nothing to release; entries stay readable (closing a memory cache is a no-op)."""
-
-    # Async twins: a dict operation never blocks, so no thread hop.
-    async def aget(self, key: str) -> Record | None:
-        return self.get(key)
-
-    async def aget_many(self, keys: Sequence[str]) -> dict[str, Record]:
-        return self.get_many(keys)
-
-    async def aset(self, key: str, record: Record, blob: bytes | None = None) -> None:
-        self.set(key, record, blob)
-
-    async def aset_many(self, items: Sequence[WriteItem]) -> None:
-        self.set_many(items)
-
-    async def adelete(self, key: str) -> bool:
-        return self.delete(key)
-
-    async def aclear(self) -> int:
-        return self.clear()
-
-    async def aclose(self) -> None:
-        self.close()

@@ -139,7 +139,7 @@ def fresh_hit(cache: Any, key: str, beta: float, counters: RefreshCounters | Non
     record = index_get(key)
     if record is None:
         return _MISSING
-    expires_at = record[1]
+    expires_at = record.expires_at
     now = cache.clock()
     if now >= expires_at:
         return _MISSING
@@ -156,7 +156,7 @@ def fresh_hit(cache: Any, key: str, beta: float, counters: RefreshCounters | Non
     cache.stats.hits += 1
     if counters is not None:
         counters.hits += 1
-    return record[0]
+    return record.value
 
 
 def _decide(entry: CacheEntry | None, delta: float | None, now: float, beta: float, drawn: bool

@@ -108,11 +108,6 @@ class SQLiteBackend(ByteBackendBase):
         """True once close() ran: every call then raises BackendError."""
         return self._connections.closed
 
-    @property
-    def _threads(self) -> Any:
-        """The open connections of every thread (empty once closed)."""
-        return self._connections.holders
-
     # ------------------------------------------------------------------ reads
     def get(self, key: str) -> bytes | None:
         """The stored blob for key or None; expiry is left to the front (it owns the clock)."""

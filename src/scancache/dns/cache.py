@@ -399,7 +399,8 @@ class DNSCache:
     # ------------------------------------------------------------------ stats and lifecycle
     def get_stats(self) -> dict[str, Any]:
         """The cache's stats plus DNS counters (upstream_queries, timeouts, servfails, nxdomain,
-        coalesced, prefetches, stale_served, ...). Cheap: no backend scan beyond size()."""
+        coalesced, prefetches, stale_served, ...). Cost: the backend's size(), which on Redis is
+        a SCAN of the whole database (O(keys)); everything else is counters."""
         stats = self.cache.get_stats()
         dns = {"upstream_queries": 0, "timeouts": 0, "servfails": 0, "refused": 0, "nxdomain": 0,
                "nodata": 0}
