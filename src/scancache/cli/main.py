@@ -124,6 +124,9 @@ def _add_resolve(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", metavar="STATE",
                         help="record progress in STATE; run again with it to continue an "
                              "interrupted run without asking finished names again")
+    parser.add_argument("--filter-wildcards", action="store_true",
+                        help="leave out answers that only exist because their parent zone has a "
+                             "wildcard (rows carry \"wildcard\": true either way)")
     _add_progress(parser)
     parser.set_defaults(module="resolve")
 

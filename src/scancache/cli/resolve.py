@@ -241,10 +241,13 @@ class _Run:
         from scancache.dns.bulk import stream
 
         self.meter = meter
-        query, state = dns.query, self.state
+        query, check, state = dns.query, dns.check_wildcard, self.state
+        drop_wildcards = self.args.filter_wildcards
 
-        def lookup(item: tuple[int, str, str | None]) -> Any:
-            return query(item[1], item[2])
+        async def lookup(item: tuple[int, str, str | None]) -> Any:
+            result = await query(item[1], item[2])
+            await check(result)
+            return result
 
         loop = asyncio.get_running_loop()
         ticker: list[asyncio.TimerHandle] = []
@@ -262,7 +265,8 @@ class _Run:
                 row = _row(name, result, rdtype)
                 if "error" in row:
                     state.failures += 1
-                self._emit(seq, row)
+                if not (drop_wildcards and row.get("wildcard")):
+                    self._emit(seq, row)
                 state.finished(seq)
                 meter.advance()
         finally:

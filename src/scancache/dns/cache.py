@@ -128,6 +128,7 @@ class DNSCache:
         self._memo: dict[str | None, dict[str, str]] = {rdtype: {} for rdtype in _ADDRESS_TYPES}
         self._qtypes: dict[str | None, tuple[int, ...]] = dict(_ADDRESS_TYPES)  # grows per type asked
         self._flights = AsyncSingleFlight()
+        self._wildcards: Any = None  # a WildcardDetector, made on first use
         self._prefetch = config.prefetch
         self._stale_ttl = config.stale_ttl_seconds
         self._refreshing: set[str] = set()
@@ -237,6 +238,17 @@ class DNSCache:
         status = value[2] if len(value) > 2 else "NOERROR"
         return DNSResult(hostname, kind, status, records, cached=cached,
                          resolver=",".join(self.nameservers) or "system")
+
+    async def check_wildcard(self, result: DNSResult) -> bool:
+        """Set result.wildcard: True when all its records are what its parent zone's wildcard
+        answers any name (random labels probed once per zone and type, cached for their TTL).
+        See scancache.dns.wildcard."""
+        detector = self._wildcards
+        if detector is None:
+            from scancache.dns.wildcard import WildcardDetector
+
+            detector = self._wildcards = WildcardDetector(self)
+        return await detector.check(result)
 
     async def reverse(self, address: str) -> list[str]:
         """The host names an address's PTR records name (without the trailing dot); [] if none.
@@ -413,6 +425,9 @@ class DNSCache:
         dns.update(coalesced=self.coalesced, prefetches=self.prefetches,
                    stale_served=self.stale_served, background_refreshes=self.background_refreshes,
                    refresh_failures=self.refresh_failures, refreshing=len(self._refreshing))
+        if self._wildcards is not None:
+            dns.update(wildcard_probes=self._wildcards.probes_sent,
+                       wildcard_flagged=self._wildcards.flagged)
         stats.update(dns)
         stats["nameservers"] = list(self.nameservers) or ["system"]
         return stats
