@@ -88,7 +88,13 @@ def test_cli_flags_and_filters_wildcards(zone, tmp_path):
     env["SCANCACHE_CACHE_DIR"] = str(tmp_path / "cache")
     args = [sys.executable, "-m", "scancache", "resolve", "--rdtype", "A", "--nameserver",
             zone.address, "a.wild.test", "b.wild.test", "real.wild.test", "www.plain.test"]
-    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60, check=False)
+    unchecked = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60,
+                               check=False)
+    assert {json.loads(line)["wildcard"] for line in unchecked.stdout.splitlines()} == {None}
+    sent = zone.total_queries
+    assert sent == 4  # no probes unless asked for
+    done = subprocess.run([*args, "--wildcards"], capture_output=True, text=True, env=env,
+                          timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     rows = {row["host"]: row for row in map(json.loads, done.stdout.splitlines())}
     assert rows["a.wild.test"]["wildcard"] is True and rows["b.wild.test"]["wildcard"] is True

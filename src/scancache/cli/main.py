@@ -124,9 +124,12 @@ def _add_resolve(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", metavar="STATE",
                         help="record progress in STATE; run again with it to continue an "
                              "interrupted run without asking finished names again")
+    parser.add_argument("--wildcards", action="store_true",
+                        help="check each answer against its parent zone's wildcard (a few random "
+                             "labels asked once per zone): rows say \"wildcard\": true or false "
+                             "(null when not checked)")
     parser.add_argument("--filter-wildcards", action="store_true",
-                        help="leave out answers that only exist because their parent zone has a "
-                             "wildcard (rows carry \"wildcard\": true either way)")
+                        help="as --wildcards, and leave out the answers the wildcard explains")
     _add_progress(parser)
     parser.set_defaults(module="resolve")
 

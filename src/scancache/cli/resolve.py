@@ -243,11 +243,15 @@ class _Run:
         self.meter = meter
         query, check, state = dns.query, dns.check_wildcard, self.state
         drop_wildcards = self.args.filter_wildcards
+        detect = drop_wildcards or self.args.wildcards
 
-        async def lookup(item: tuple[int, str, str | None]) -> Any:
+        async def checked(item: tuple[int, str, str | None]) -> Any:
             result = await query(item[1], item[2])
             await check(result)
             return result
+
+        def lookup(item: tuple[int, str, str | None]) -> Any:
+            return query(item[1], item[2])
 
         loop = asyncio.get_running_loop()
         ticker: list[asyncio.TimerHandle] = []
@@ -260,7 +264,8 @@ class _Run:
         source = self.items_async() if self.args.input == "-" else self.items()
         flush = sys.stdout.flush
         try:
-            async for (seq, name, rdtype), result in stream(lookup, source, on_idle=flush,
+            async for (seq, name, rdtype), result in stream(checked if detect else lookup, source,
+                                                           on_idle=flush,
                                                            concurrency=self.args.concurrency):
                 row = _row(name, result, rdtype)
                 if "error" in row:

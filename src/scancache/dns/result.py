@@ -28,7 +28,8 @@ class DNSResult:
 
     rdtype is what was asked (None: A and AAAA). cached says the answer came from the cache
     (fresh or stale), resolver names the source ("ip:port,...", "system" or "literal"), wildcard
-    is set when the answer matches its parent zone's wildcard (see scancache.dns.wildcard).
+    says whether the answer matches its parent zone's wildcard, None until checked (see
+    DNSCache.check_wildcard).
     """
 
     name: str
@@ -37,7 +38,7 @@ class DNSResult:
     records: list[Record]
     cached: bool = False
     resolver: str = ""
-    wildcard: bool = False
+    wildcard: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
