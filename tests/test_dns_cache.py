@@ -316,8 +316,18 @@ class TruncatingNameserver(UDPResponder):
 
     def __init__(self) -> None:
         super().__init__()
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.bind(self.sock.getsockname())
+        for _ in range(20):  # the free UDP port may be taken for TCP: move both to another one
+            self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                self.tcp.bind(self.sock.getsockname())
+                break
+            except OSError:
+                self.tcp.close()
+                self.sock.close()
+                self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.sock.bind(("127.0.0.1", 0))
+                self.sock.settimeout(0.1)
+                self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
         self.tcp.listen(8)  # connections complete in the backlog and then hear nothing
 
     def reply(self, query: bytes) -> list[bytes]:
