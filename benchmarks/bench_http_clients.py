@@ -7,7 +7,7 @@ Each installed client (httpx, httpx with HTTP/2 enabled, aiohttp, pyreqwest) sen
 `GET /v1/vulns/{id}` requests, N at a time, to the loopback OSV server in another process, and decodes
 each JSON body; the script prints the wall time and this process's CPU time per request (user + system),
 which is what the client costs whatever the network does. Install the others with
-`pip install aiohttp h2 pyreqwest` (not project dependencies).
+the bench extra (aiohttp, h2; pyreqwest is a dependency).
 """
 
 from __future__ import annotations
