@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["fixtures_redis", "fixtures_dns", "fixtures_osv"]
+pytest_plugins = ["fixtures_redis", "fixtures_dns", "fixtures_osv", "fixtures_audit"]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from scancache.cli.main import main
 from scancache.vulndb.audit import audit_input
 from scancache.vulndb.inputs.base import InputError
 from scancache.vulndb.inputs.registry import detect_format, find_project_input, read_input
@@ -28,19 +27,6 @@ def findings_of(report) -> set[tuple[str, str, str]]:
     return {(f.package.lower(), f.version, f.id) for f in report.vulnerable}
 
 
-@pytest.fixture
-def audit_cli(osv_server, tmp_path, monkeypatch, capsys):
-    for name in ("SCANCACHE_CONFIG", "SCANCACHE_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SCANCACHE_OSV_URL", osv_server.url)
-    monkeypatch.setenv("SCANCACHE_CACHE_DIR", str(tmp_path / "cache"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["audit", *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from scancache.cli.main import main
 from scancache.vulndb.severity import severity_of
 
 DATA = Path(__file__).parent / "data"
@@ -19,29 +18,20 @@ LOCKFILES = DATA / "lockfiles"
 
 
 @pytest.fixture
-def audit_cli(osv_server, tmp_path, monkeypatch, capsys):
-    for name in ("SCANCACHE_CONFIG", "SCANCACHE_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SCANCACHE_OSV_URL", osv_server.url)
-    monkeypatch.setenv("SCANCACHE_CACHE_DIR", str(tmp_path / "cache"))
+def audit_here(audit_cli, tmp_path, monkeypatch):
+    """audit_here run from inside tmp_path (SARIF URIs are relative to the current directory)."""
     monkeypatch.chdir(tmp_path)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["audit", *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+    return audit_cli
 
 
 @pytest.fixture
-def all_outputs(audit_cli, tmp_path):
+def all_outputs(audit_here, tmp_path):
     """One audit of the demo poetry.lock writing every format at once: {format: text}."""
     lock = tmp_path / "poetry.lock"
     shutil.copy(LOCKFILES / "poetry.lock", lock)
     formats = ("json", "pip-audit-json", "cyclonedx-json", "sarif", "markdown", "table")
     args = [x for f in formats for x in ("-o", f"{f}={tmp_path / ('out.' + f)}")]
-    code, out, err = audit_cli(str(lock), *args)
+    code, out, err = audit_here(str(lock), *args)
     assert code == 1, err
     texts = {f: (tmp_path / f"out.{f}").read_text() for f in formats}
     assert texts["table"].rstrip("\n") == out.rstrip("\n")  # stdout is --format table
@@ -129,37 +119,54 @@ async def test_a_ghsa_label_reaches_the_finding(vulndb, osv_server, osv_records)
     assert merged.severity == "high"
 
 
-def test_fix_dry_run_prints_a_diff_and_fix_rewrites_the_pins(audit_cli, tmp_path):
+def test_fix_dry_run_prints_a_diff_and_fix_rewrites_the_pins(audit_here, tmp_path):
     path = tmp_path / "requirements.txt"
     original = b"\xef\xbb\xbf# pins\r\nJinja2==2.4 ; python_version > '3'\r\ncertifi==2024.8.30\r\n"
     path.write_bytes(original)
-    code, _, err = audit_cli(str(path), "--fix", "--dry-run")
+    code, _, err = audit_here(str(path), "--fix", "--dry-run")
     assert code == 1 and path.read_bytes() == original
     assert "-Jinja2==2.4 ; python_version > '3'" in err and "+Jinja2==2.11.3 ; python_version > '3'" in err
-    code, _, err = audit_cli(str(path), "--fix", "-o", f"pip-audit-json={tmp_path / 'p.json'}")
+    code, _, err = audit_here(str(path), "--fix", "-o", f"pip-audit-json={tmp_path / 'p.json'}")
     assert path.read_bytes() == original.replace(b"Jinja2==2.4", b"Jinja2==2.11.3")  # BOM, CRLF kept
     assert json.loads((tmp_path / "p.json").read_text())["fixes"] == [
         {"name": "Jinja2", "old_version": "2.4", "new_version": "2.11.3"}]
-    code, out, _ = audit_cli(str(path))
+    code, out, _ = audit_here(str(path))
     assert code == 0, out  # fixed for real
 
 
-def test_fix_leaves_hashed_pins_and_lock_files_alone(audit_cli, tmp_path):
+def test_fix_leaves_hashed_pins_and_lock_files_alone(audit_here, tmp_path):
     path = tmp_path / "requirements.txt"
     text = "jinja2==2.4 \\\n    --hash=sha256:00\n"
     path.write_text(text)
-    _, _, err = audit_cli(str(path), "--fix")
+    _, _, err = audit_here(str(path), "--fix")
     assert path.read_text() == text and "has hashes" in err
     lock = tmp_path / "uv.lock"
     shutil.copy(LOCKFILES / "uv.lock", lock)
-    _, _, err = audit_cli(str(lock), "--fix")
+    _, _, err = audit_here(str(lock), "--fix")
     assert lock.read_text() == (LOCKFILES / "uv.lock").read_text() and "not a requirements file" in err
 
 
-def test_bad_output_options_are_one_line_errors(audit_cli, tmp_path):
+def test_bad_output_options_are_one_line_errors(audit_here, tmp_path):
     path = tmp_path / "requirements.txt"
     path.write_text("jinja2==2.4\n")
     for args in (["-o", "xml=out.xml"], ["-o", "sarif"], ["--dry-run"],
                  ["-o", f"sarif={tmp_path / 'no' / 'such' / 'dir.sarif'}"]):
-        code, _, err = audit_cli(str(path), *args)
+        code, _, err = audit_here(str(path), *args)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "error" in err, (args, err)
+
+
+async def test_a_skipped_malformed_advisory_shows_in_every_output(vulndb, osv_server, osv_records):
+    import jsonschema
+
+    from scancache.vulndb.outputs import FORMATS, OutputContext, render
+
+    bad = copy.deepcopy(osv_records["PYSEC-2014-8"])
+    bad.update(id="GHSA-bad0-bad0-bad0", modified="2024-01-01T00:00:00Z", aliases="CVE-oops")
+    bad["affected"][0]["ranges"] = [None]
+    osv_server.set_record(bad)
+    report = await vulndb.audit(["jinja2==2.4"])
+    assert [i for i, _ in report.skipped_advisories] == ["GHSA-bad0-bad0-bad0"]
+    texts = {f: render(f, report, OutputContext("0")) for f in FORMATS}
+    for fmt in ("table", "json", "markdown", "sarif"):
+        assert "GHSA-bad0-bad0-bad0" in texts[fmt], fmt
+    jsonschema.validate(json.loads(texts["sarif"]), json.loads((DATA / "sarif-schema-2.1.0.json").read_text()))

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from scancache.cli.main import main
 from scancache.vulndb.audit import Finding
 from scancache.vulndb.policy import IgnoreRule, Policy, PolicyError, apply_policy, load_policy, parse_policy
 
@@ -21,20 +20,11 @@ def finding(vuln_id: str, *aliases: str, fixed: tuple[str, ...] = ("2.0",), seve
 
 
 @pytest.fixture
-def audit_cli(osv_server, tmp_path, monkeypatch, capsys):
-    for name in ("SCANCACHE_CONFIG", "SCANCACHE_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SCANCACHE_OSV_URL", osv_server.url)
-    monkeypatch.setenv("SCANCACHE_CACHE_DIR", str(tmp_path / "cache"))
+def audit_here(audit_cli, tmp_path, monkeypatch):
+    """`scancache audit requirements.txt ARGS` from inside tmp_path, the file pinning jinja2 2.4."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "requirements.txt").write_text(JINJA)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["audit", "requirements.txt", *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+    return lambda *args: audit_cli("requirements.txt", *args)
 
 
 def test_an_ignore_matches_by_alias_and_says_why():
@@ -100,12 +90,12 @@ def test_policy_from_pyproject_and_config_file(tmp_path):
                                                           ("CVE-2014-1402", dt.date(2099, 1, 31))]
 
 
-def test_the_cli_applies_the_project_policy(audit_cli, tmp_path):
+def test_the_cli_applies_the_project_policy(audit_here, tmp_path):
     Path("pyproject.toml").write_text(
         '[tool.scancache.audit]\nignore = [\n'
         '  {id = "CVE-2014-1402", reason = "templates are trusted", expires = "2099-01-31"},\n'
         '  {id = "GHSA-gone-gone-gone", reason = "fixed long ago"},\n]\n')
-    code, out, err = audit_cli("--format", "json")
+    code, out, err = audit_here("--format", "json")
     assert code == 1
     report = json.loads(out)
     assert "PYSEC-2014-8" not in {v["id"] for v in report["vulnerabilities"]}
@@ -114,27 +104,27 @@ def test_the_cli_applies_the_project_policy(audit_cli, tmp_path):
     assert "GHSA-gone-gone-gone" in err and "matches no finding" in err
     ids = ["PYSEC-2014-82", "PYSEC-2019-217", "PYSEC-2019-220", "PYSEC-2021-66"]
     args = [x for i in ids for x in ("--ignore-vuln", i)]
-    code, out, _ = audit_cli(*args)
+    code, out, _ = audit_here(*args)
     assert code == 0 and "No known vulnerabilities found in 1 packages" in out
 
 
-def test_fail_on_and_baseline_from_the_command_line(audit_cli, tmp_path):
-    code, out, _ = audit_cli("--format", "json", "-o", f"json={tmp_path / 'old.json'}")
+def test_fail_on_and_baseline_from_the_command_line(audit_here, tmp_path):
+    code, out, _ = audit_here("--format", "json", "-o", f"json={tmp_path / 'old.json'}")
     assert code == 1
-    assert audit_cli("--fail-on", "critical")[0] == 1  # these advisories have no score: unknown fails
-    code, out, _ = audit_cli("--baseline", str(tmp_path / "old.json"), "--format", "json")
+    assert audit_here("--fail-on", "critical")[0] == 1  # these advisories have no score: unknown fails
+    code, out, _ = audit_here("--baseline", str(tmp_path / "old.json"), "--format", "json")
     assert code == 0 and json.loads(out)["vulnerabilities"] == []
     Path("requirements.txt").write_text(JINJA + "requests==2.19.0\n")
-    code, out, _ = audit_cli("--baseline", str(tmp_path / "old.json"), "--format", "json")
+    code, out, _ = audit_here("--baseline", str(tmp_path / "old.json"), "--format", "json")
     assert code == 1 and {v["package"] for v in json.loads(out)["vulnerabilities"]} == {"requests"}
     (tmp_path / "bad.json").write_text("[]")
-    code, _, err = audit_cli("--baseline", str(tmp_path / "bad.json"))
+    code, _, err = audit_here("--baseline", str(tmp_path / "bad.json"))
     assert code == 2 and "not a scancache or pip-audit JSON report" in err
 
 
-def test_the_config_files_audit_section_is_the_policy_too(audit_cli, tmp_path):
+def test_the_config_files_audit_section_is_the_policy_too(audit_here, tmp_path):
     config = tmp_path / "scancache.toml"
     config.write_text('[audit]\nfail-on = "critical"\nignore = [{id = "PYSEC-2014-8", reason = "cfg"}]\n')
-    code, out, err = audit_cli("--config", str(config), "--format", "json")
+    code, out, err = audit_here("--config", str(config), "--format", "json")
     assert code == 1, err  # unknown severity still fails a critical gate
     assert "PYSEC-2014-8" not in {v["id"] for v in json.loads(out)["vulnerabilities"]}

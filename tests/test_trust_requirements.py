@@ -15,28 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from scancache.cli.main import main
-from scancache.testing.osv_server import OSVTestServer
 from scancache.vulndb.inputs.base import InputError
 from scancache.vulndb.inputs.requirements import parse_requirements_file, parse_requirements_text
 
 JINJA_IDS = {"PYSEC-2014-8", "PYSEC-2014-82", "PYSEC-2019-217", "PYSEC-2019-220", "PYSEC-2021-66"}
 
 
-@pytest.fixture
-def audit_cli(osv_server: OSVTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
-    """Run `scancache audit ARGS` in this process against the loopback server: (exit, stdout, stderr)."""
-    for name in ("SCANCACHE_CONFIG", "SCANCACHE_REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SCANCACHE_OSV_URL", osv_server.url)
-    monkeypatch.setenv("SCANCACHE_CACHE_DIR", str(tmp_path / "cache"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["audit", *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 def write(path: Path, data: str | bytes) -> Path:

@@ -19,7 +19,6 @@ matches nothing is reported, so lists do not rot. Unknown severity counts as fai
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -158,6 +157,8 @@ def _config_section(path: Path) -> dict[str, Any] | None:
 def load_baseline(path: Path) -> set[tuple[str, str]]:
     """(PEP 503 package, id) of every finding (and each alias) in an earlier scancache JSON report
     or pip-audit JSON report; PolicyError naming the file when it is neither."""
+    import json
+
     from scancache.vulndb.inputs.base import normalize_name
 
     try:

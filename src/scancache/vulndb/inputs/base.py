@@ -18,8 +18,8 @@ from typing import Any
 from scancache.errors import ScancacheError
 
 __all__ = ["Requirement", "Skipped", "ParsedInput", "InputError", "Collector", "decode_input",
-           "read_input_bytes", "read_input_text", "load_toml", "header_lines", "normalize_name",
-           "version_key", "SKIP_KINDS"]
+           "read_input_bytes", "read_input_text", "load_toml", "load_json", "toml_packages", "header_lines",
+           "normalize_name", "version_key", "SKIP_KINDS"]
 
 _NAME_SEPARATORS = re.compile(r"[-_.]+")
 _PLAIN_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")
@@ -161,6 +161,33 @@ def load_toml(text: str, file: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
         raise InputError(file, int(match.group(1)) if match else None, f"not valid TOML: {exc}") from None
+
+
+def load_json(text: str, file: str) -> Any:
+    """A JSON document; InputError naming the file and line when it does not parse."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputError(file, getattr(exc, "lineno", None), f"not valid JSON: {exc}") from None
+
+
+def toml_packages(path: Path, shown: str | None, format: str, table: str = "package"
+                  ) -> tuple[Collector, str, list[tuple[int, dict[str, Any]]]]:
+    """For a TOML lock file: (a Collector for format with the file recorded, the file's shown name,
+    [(line of its `[[table]]` header, entry)] for each entry of that array of tables)."""
+    file = shown or str(path)
+    text = read_input_text(path, file)
+    entries = load_toml(text, file).get(table) or []
+    if not isinstance(entries, list):
+        raise InputError(file, None, f"'{table}' is not an array of tables")
+    lines = header_lines(text, table)
+    out = Collector(format)
+    out.files.append(file)
+    out.entries = len(entries)
+    return out, file, [(lines[i] if i < len(lines) else 0, entry if isinstance(entry, dict) else {})
+                       for i, entry in enumerate(entries)]
 
 
 def header_lines(text: str, header: str) -> list[int]:

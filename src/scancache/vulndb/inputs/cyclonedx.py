@@ -5,12 +5,11 @@ skipped with the reason."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from scancache.vulndb.inputs.base import Collector, InputError, ParsedInput, read_input_text
+from scancache.vulndb.inputs.base import Collector, InputError, ParsedInput, load_json, read_input_text
 
 __all__ = ["parse_cyclonedx", "is_cyclonedx_name", "looks_like_cyclonedx"]
 
@@ -40,10 +39,7 @@ def parse_cyclonedx(path: Path, shown: str | None = None) -> ParsedInput:
 
     file = shown or str(path)
     text = read_input_text(path, file)
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise InputError(file, getattr(exc, "lineno", None), f"not valid JSON: {exc}") from None
+    document = load_json(text, file)
     if not isinstance(document, dict) or document.get("bomFormat") != "CycloneDX":
         raise InputError(file, 1, "not a CycloneDX JSON document (no \"bomFormat\": \"CycloneDX\")")
     out = Collector("cyclonedx")

@@ -3,10 +3,9 @@ audited; `git`, `path`, `file` and editable entries are skipped with the reason.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from scancache.vulndb.inputs.base import Collector, InputError, ParsedInput, read_input_text
+from scancache.vulndb.inputs.base import Collector, InputError, ParsedInput, load_json, read_input_text
 
 __all__ = ["parse_pipfile_lock", "FILE_NAMES"]
 
@@ -19,10 +18,7 @@ def parse_pipfile_lock(path: Path, shown: str | None = None) -> ParsedInput:
     """The packages of a Pipfile.lock (InputError naming file and line when it cannot be read)."""
     file = shown or str(path)
     text = read_input_text(path, file)
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise InputError(file, getattr(exc, "lineno", None), f"not valid JSON: {exc}") from None
+    document = load_json(text, file)
     if not isinstance(document, dict):
         raise InputError(file, 1, "not a Pipfile.lock (no JSON object)")
     out = Collector("Pipfile.lock")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from scancache.vulndb.inputs.base import Collector, ParsedInput, header_lines, load_toml, read_input_text
+from scancache.vulndb.inputs.base import ParsedInput, toml_packages
 
 __all__ = ["parse_pylock", "is_pylock_name"]
 
@@ -22,15 +22,8 @@ def is_pylock_name(name: str) -> bool:
 
 def parse_pylock(path: Path, shown: str | None = None) -> ParsedInput:
     """The packages of a PEP 751 lock file (InputError naming file and line when it cannot be read)."""
-    file = shown or str(path)
-    text = read_input_text(path, file)
-    document = load_toml(text, file)
-    out = Collector("pylock.toml")
-    out.files.append(file)
-    lines = header_lines(text, "packages")
-    for index, package in enumerate(document.get("packages") or []):
-        line = lines[index] if index < len(lines) else 0
-        out.entries += 1
+    out, file, packages = toml_packages(path, shown, "pylock.toml", "packages")
+    for line, package in packages:
         name, version = str(package.get("name", "")), package.get("version")
         if version:
             out.pin(name, str(version), line, file)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scancache.vulndb.inputs.base import Collector, ParsedInput, load_toml, normalize_name, read_input_text
+from scancache.vulndb.inputs.base import Collector, ParsedInput, load_toml, read_input_text
+from scancache.vulndb.inputs.requirements import add_pep508
 
 __all__ = ["parse_pyproject", "FILE_NAMES"]
 
@@ -33,28 +34,9 @@ def parse_pyproject(path: Path, shown: str | None = None) -> ParsedInput:
             if not isinstance(spec, str):  # a PEP 735 {include-group = "..."}: its group is read too
                 continue
             out.entries += 1
-            _one(out, spec, _line_of(lines, spec), file)
+            add_pep508(out, spec, _line_of(lines, spec), file, spec)
     return out.result()
 
 
 def _line_of(lines: list[str], spec: str) -> int:
     return next((n for n, line in enumerate(lines, 1) if f'"{spec}"' in line or f"'{spec}'" in line), 0)
-
-
-def _one(out: Collector, spec: str, line: int, file: str) -> None:
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        req = Requirement(spec)
-    except InvalidRequirement as exc:
-        out.skip(line, file, spec, "invalid", f"not a requirement: {exc}")
-        return
-    name = normalize_name(req.name)
-    if req.url:
-        out.skip(line, file, spec, "url", "a URL, not a pinned release")
-        return
-    specs = list(req.specifier)
-    if len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
-        out.skip(line, file, spec, "unpinned", "not pinned to one version (name==version)", name)
-        return
-    out.pin(req.name, specs[0].version, line, file, normalized=name)

@@ -32,7 +32,7 @@ from scancache.vulndb.inputs.base import (
     read_input_bytes,
 )
 
-__all__ = ["parse_requirements_file", "parse_requirements_text", "looks_like_requirements"]
+__all__ = ["parse_requirements_file", "parse_requirements_text", "looks_like_requirements", "add_pep508"]
 
 # name[extras]==version [; marker]: the lines a lock file is made of.
 _SIMPLE_PIN = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*==\s*"
@@ -75,6 +75,34 @@ def parse_requirements_text(text: str | Iterable[str], *, file: str = "",
     reader = _Reader()
     reader.read_lines(lines, file, Path(base_dir) if base_dir is not None else Path())
     return reader.result()
+
+
+def add_pep508(out: Collector, spec_text: str, line: int, file: str, text: str) -> None:
+    """Add one PEP 508 requirement to out: an exact `==`/`===` pin is audited; a URL, VCS or local
+    path, a range and anything unparseable are skipped with the reason (text is what notes show)."""
+    from packaging.requirements import InvalidRequirement
+    from packaging.requirements import Requirement as PackagingRequirement
+
+    try:
+        req = PackagingRequirement(spec_text)
+    except InvalidRequirement as exc:
+        if "://" in spec_text or spec_text.startswith(_VCS_PREFIXES):
+            out.skip(line, file, text, "url", "a URL, not a pinned release")
+        elif spec_text.startswith((".", "/", "~")) or os.sep in spec_text \
+                or spec_text.lower().endswith(_ARCHIVE_SUFFIXES):
+            out.skip(line, file, text, "local path", "a local path, not a pinned release")
+        else:
+            out.skip(line, file, text, "invalid", f"not a requirement: {exc}")
+        return
+    name = normalize_name(req.name)
+    if req.url:
+        out.skip(line, file, text, "url", "a URL, not a pinned release")
+        return
+    specs = list(req.specifier)
+    if len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
+        out.skip(line, file, text, "unpinned", "not pinned to one version (name==version)", name)
+        return
+    out.pin(req.name, specs[0].version, line, file, normalized=name)
 
 
 def _logical_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
@@ -198,28 +226,5 @@ class _Reader(Collector):
         if simple is not None:  # the common "name==version" line, without packaging's full parser
             self.pin(simple[0], simple[2], number, file, normalized=simple[1])
             return
-        from packaging.requirements import InvalidRequirement
-        from packaging.requirements import Requirement as PackagingRequirement
-
-        try:
-            req = PackagingRequirement(spec_text)
-        except InvalidRequirement as exc:
-            if "://" in spec_text or spec_text.startswith(_VCS_PREFIXES):
-                self._skip(number, file, text, "url", "a URL, not a pinned release")
-            elif spec_text.startswith((".", "/", "~")) or os.sep in spec_text \
-                    or spec_text.lower().endswith(_ARCHIVE_SUFFIXES):
-                self._skip(number, file, text, "local path", "a local path, not a pinned release")
-            else:
-                self._skip(number, file, text, "invalid", f"not a requirement: {exc}")
-            return
-        name = normalize_name(req.name)
-        if req.url:
-            self._skip(number, file, text, "url", "a URL, not a pinned release")
-            return
-        specs = list(req.specifier)
-        if len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
-            self._skip(number, file, text, "unpinned", "not pinned to one version (name==version)",
-                       name)
-            return
-        self.pin(req.name, specs[0].version, number, file, normalized=name)
+        add_pep508(self, spec_text, number, file, text)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scancache.vulndb.inputs.base import Collector, ParsedInput, header_lines, load_toml, read_input_text
+from scancache.vulndb.inputs.base import ParsedInput, toml_packages
 
 __all__ = ["parse_uv_lock", "FILE_NAMES"]
 
@@ -18,15 +18,8 @@ _LOCAL = {"editable": "editable", "virtual": "project", "directory": "local path
 
 def parse_uv_lock(path: Path, shown: str | None = None) -> ParsedInput:
     """The packages of a uv.lock (InputError naming file and line when it cannot be read)."""
-    file = shown or str(path)
-    text = read_input_text(path, file)
-    document = load_toml(text, file)
-    out = Collector("uv.lock")
-    out.files.append(file)
-    lines = header_lines(text, "package")
-    for index, package in enumerate(document.get("package") or []):
-        line = lines[index] if index < len(lines) else 0
-        out.entries += 1
+    out, file, packages = toml_packages(path, shown, "uv.lock")
+    for line, package in packages:
         name, version = str(package.get("name", "")), package.get("version")
         source = package.get("source") or {}
         local = next((kind for key, kind in _LOCAL.items() if key in source), None)

@@ -77,6 +77,12 @@ def render(report: Any, context: Any) -> str:
             "tool": {"driver": {"name": "scancache", "version": context.tool_version or "unknown",
                                 "informationUri": "https://osv.dev", "rules": list(rules.values())}},
             "results": results,
+            "invocations": [{
+                "executionSuccessful": True,
+                "toolExecutionNotifications": [
+                    {"level": "warning", "message": {"text": f"malformed advisory {vuln_id} skipped: {reason}"}}
+                    for vuln_id, reason in getattr(report, "skipped_advisories", ())],
+            }],
         }],
     }
     return json.dumps(log, indent=2)

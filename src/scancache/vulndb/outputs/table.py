@@ -37,6 +37,8 @@ def render(report: Any, context: Any) -> str:
     if len(rows) > 1:
         lines += _rows(rows)
         lines.append("")
+    for vuln_id, reason in getattr(report, "skipped_advisories", ()):
+        lines.append(f"malformed advisory skipped: {vuln_id} ({reason}): that package's status is unknown")
     for finding, reason in context.ignored:
         lines.append(f"ignored: {finding.id} in {finding.package} {finding.version} ({reason})")
     packages = len(report.vulnerable_packages)
