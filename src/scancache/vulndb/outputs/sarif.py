@@ -80,7 +80,8 @@ def render(report: Any, context: Any) -> str:
             "invocations": [{
                 "executionSuccessful": True,
                 "toolExecutionNotifications": [
-                    {"level": "warning", "message": {"text": f"malformed advisory {vuln_id} skipped: {reason}"}}
+                    {"level": "warning",
+                     "message": {"text": f"malformed advisory {vuln_id} skipped: {reason}"}}
                     for vuln_id, reason in getattr(report, "skipped_advisories", ())],
             }],
         }],
