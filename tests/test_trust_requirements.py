@@ -231,3 +231,12 @@ async def test_the_library_follows_includes_from_a_path(vulndb, tmp_path):
         report = await vulndb.audit(given)
         assert {f.id for f in report.vulnerable} == JINJA_IDS
         assert [Path(s).name for s in report.sources] == ["requirements.txt", "other.txt"]
+
+
+def test_a_large_report_has_a_short_repr():
+    # asyncio.run reprs its finished task, and so the report, on CPython 3.11: keep that cheap.
+    from scancache.vulndb.audit import AuditReport
+
+    parsed = parse_requirements_text([f"pkg{n}==1.0" for n in range(5000)])
+    assert len(repr(parsed)) < 200
+    assert len(repr(AuditReport(dependencies=parsed.dependencies, skipped=parsed.skipped))) < 200

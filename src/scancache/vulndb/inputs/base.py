@@ -68,7 +68,7 @@ class Skipped:
         return _location(self.file, self.line)
 
 
-@dataclass
+@dataclass(repr=False)
 class ParsedInput:
     """An input read whole: its pinned dependencies (each package and version once), the entries
     skipped, the files read (includes too) and how many entries it had in all."""
@@ -78,6 +78,10 @@ class ParsedInput:
     files: list[str] = field(default_factory=list)
     entries: int = 0
     format: str = "requirements"
+
+    def __repr__(self) -> str:  # short: a repr of every dependency is megabytes for a large lock
+        return (f"ParsedInput(format={self.format!r}, dependencies={len(self.dependencies)}, "
+                f"skipped={len(self.skipped)}, files={self.files!r})")
 
 
 def _location(file: str, line: int) -> str:
