@@ -41,6 +41,7 @@ def render(report: Any, context: Any) -> str:
     rule_index: dict[str, int] = {}
     results = []
     dependencies = {(d.name, d.version): d for d in report.dependencies}
+    fixes = report.fix_versions  # a property that walks every finding: once, not per result
     for finding in report.vulnerable:
         if finding.id not in rules:
             rule_index[finding.id] = len(rules)
@@ -59,7 +60,7 @@ def render(report: Any, context: Any) -> str:
                                  f"{', '.join(finding.fixed_versions) or 'no fix yet'}."},
                 "properties": properties,
             }
-        fix = report.fix_versions.get((finding.package, finding.version))
+        fix = fixes.get((finding.package, finding.version))
         results.append({
             "ruleId": finding.id,
             "ruleIndex": rule_index[finding.id],
