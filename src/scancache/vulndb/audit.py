@@ -344,9 +344,13 @@ async def audit_input(cache: Any, parsed: ParsedInput, *, progress: Any = None) 
                else {"package": r.name, "ecosystem": r.ecosystem, "version": r.version} for r in pinned]
     results = await cache.query_many(queries, progress=progress) if queries else []
     for req, records in zip(pinned, results, strict=True):
+        skipped = getattr(records, "skipped", None)
+        if skipped:
+            report.skipped_advisories += [(vuln_id, f"{reason} (matched {req.name}=={req.version})")
+                                          for vuln_id, reason in skipped]
+        if not records:  # most pins of a large file: nothing more to do
+            continue
         active = [r for r in records if not r.get("withdrawn")]
         report.withdrawn_ignored += len(records) - len(active)
         report.findings += merge_findings(req, active)
-        report.skipped_advisories += [(vuln_id, f"{reason} (matched {req.name}=={req.version})")
-                                      for vuln_id, reason in getattr(records, "skipped", ())]
     return report
