@@ -182,3 +182,19 @@ def test_progress_shows_rate_and_eta(server, env, tmp_path):
                    server.address, env=env)
     assert done.returncode == 0, done.stderr
     assert "resolving 100/100 names" in done.stderr and "/s" in done.stderr
+
+
+def test_resolver_pool_from_a_file_with_a_trusted_resolver(server, env, tmp_path):
+    with LoopbackDNSServer({"*.bulk.test": "203.0.113.66", "a.test": "192.0.2.1"}) as liar:
+        pool = tmp_path / "resolvers.txt"
+        pool.write_text(f"# two resolvers\n{liar.address}\n{server.address}\n")
+        done = run_cli("resolve", "--resolvers", str(pool), "--trusted", server.address, "--rdtype",
+                       "A", "--rate-limit", "1000", "--resolver-rate-limit", "500", "x.bulk.test",
+                       "y.bulk.test", "a.test", env=env)
+        assert done.returncode == 0, done.stderr
+        rows = {row["host"]: row for row in rows_of(done)}
+        assert rows["x.bulk.test"]["addresses"] == ["192.0.2.50"]  # never the liar's answer
+        assert rows["a.test"]["addresses"] == ["192.0.2.1"]
+        assert rows["a.test"]["resolver"] == "pool of 2"
+    lonely = run_cli("resolve", "--trusted", server.address, "a.test", env=env)
+    assert lonely.returncode == 2 and "--resolvers" in lonely.stderr

@@ -56,7 +56,20 @@ _CACHE_GAUGES = {
     "refreshing": ("scancache_cache_refreshing", "Background refreshes running now."),
 }
 # Keys that are not metrics, or are rendered by a dedicated rule below.
-_CACHE_SKIP = {"latency", "backend", "requests", "requests_total", "upstream", "nameservers"}
+_CACHE_SKIP = {"latency", "backend", "requests", "requests_total", "upstream", "nameservers",
+               "resolvers"}
+# Per-resolver figures of a DNS resolver pool (DNSCache stats "resolvers"): key, metric, kind, help.
+_RESOLVER_METRICS = (
+    ("sent", "scancache_dns_resolver_queries_total", "counter", "Lookups sent to each resolver."),
+    ("answered", "scancache_dns_resolver_answers_total", "counter", "Lookups each resolver answered."),
+    ("timeouts", "scancache_dns_resolver_timeouts_total", "counter", "Lookups each resolver let time out."),
+    ("errors", "scancache_dns_resolver_errors_total", "counter",
+     "SERVFAIL, REFUSED and other error answers from each resolver."),
+    ("wrong", "scancache_dns_resolver_wrong_answers_total", "counter",
+     "Answers a trusted resolver contradicted, by resolver."),
+    ("weight", "scancache_dns_resolver_weight", "gauge",
+     "Health score of each resolver (share of lookups it gets, 0-1)."),
+)
 _KNOWN_CACHE_FAMILIES = frozenset(
     [m for m, _ in _CACHE_GAUGES.values()] + [f"scancache_cache_{k}_total" for k in _CACHE_COUNTERS])
 _QUANTILES = (("p50_us", "0.5"), ("p90_us", "0.9"), ("p99_us", "0.99"))
@@ -166,6 +179,18 @@ def _render_cache(out: _Exposition, name: str, stats: Mapping[str, Any]) -> None
         else:
             metric = f"scancache_cache_{_metric_part(key)}"
             out.add(metric, "untyped", f"The {key} figure this cache reports.", labels, value)
+    resolvers = stats.get("resolvers")
+    if isinstance(resolvers, Mapping):
+        for address, figures in resolvers.items():
+            if not isinstance(figures, Mapping):
+                continue
+            for key, metric, kind, help_text in _RESOLVER_METRICS:
+                out.add(metric, kind, help_text, {**labels, "resolver": address}, figures.get(key))
+            latency_ms = _number(figures.get("mean_latency_ms"))
+            if latency_ms is not None:
+                out.add("scancache_dns_resolver_latency_seconds", "gauge",
+                        "Mean time each resolver took to answer.", {**labels, "resolver": address},
+                        round(latency_ms / 1000, 6))
     requests = stats.get("requests")
     if isinstance(requests, Mapping):
         for endpoint, count in requests.items():

@@ -124,6 +124,16 @@ def _add_resolve(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", metavar="STATE",
                         help="record progress in STATE; run again with it to continue an "
                              "interrupted run without asking finished names again")
+    parser.add_argument("--resolvers", metavar="FILE",
+                        help="a pool of resolvers, one ip[:port] a line: lookups spread by health "
+                             "score, a failed one retried on another resolver")
+    parser.add_argument("--trusted", action="append", metavar="IP[:PORT]",
+                        help="with --resolvers: re-check every positive answer with this resolver "
+                             "before it is cached (repeatable)")
+    parser.add_argument("--rate-limit", type=_positive_float, metavar="QPS",
+                        help="with --resolvers: queries per second for the whole pool")
+    parser.add_argument("--resolver-rate-limit", type=_positive_float, metavar="QPS",
+                        help="with --resolvers: queries per second to each resolver")
     parser.add_argument("--wildcards", action="store_true",
                         help="check each answer against its parent zone's wildcard (a few random "
                              "labels asked once per zone): rows say \"wildcard\": true or false "

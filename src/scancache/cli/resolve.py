@@ -278,9 +278,32 @@ class _Run:
             ticker[0].cancel()
 
 
+def _open_pool(args: argparse.Namespace, settings: Any) -> Any:
+    """A DNSCache over a ResolverPool of --resolvers FILE (with --trusted, rate limits)."""
+    from scancache.cli._common import read_text
+    from scancache.dns.cache import DNSCache
+    from scancache.dns.pool import ResolverPool, read_resolvers
+
+    try:
+        resolvers = read_resolvers(read_text(args.resolvers, "resolvers file").splitlines())
+        config = settings.dns
+        pool = ResolverPool(resolvers, trusted=args.trusted, timeout_seconds=config.timeout_seconds,
+                            attempts=config.attempts, resolver_rate=args.resolver_rate_limit,
+                            rate=args.rate_limit)
+    except ValueError as exc:
+        raise CommandError(f"resolvers file {args.resolvers}: {exc}") from None
+    return DNSCache(config, upstream=pool)
+
+
 async def _resolve(run: _Run, meter: ProgressMeter) -> None:
     settings = load_settings(run.args)
-    dns = open_dns(settings, run.args.nameserver)
+    args = run.args
+    if args.resolvers:
+        dns = _open_pool(args, settings)
+    elif args.trusted or args.rate_limit or args.resolver_rate_limit:
+        raise CommandError("--trusted, --rate-limit and --resolver-rate-limit need --resolvers FILE")
+    else:
+        dns = open_dns(settings, args.nameserver)
     try:
         await run.run(dns, meter)
     finally:

@@ -125,6 +125,9 @@ class DNSCache:
         else:
             self.source = f"upstream-{type(upstream).__qualname__}"
         self._prefix = self.source + "|"
+        pool = getattr(upstream, "resolvers", None)
+        self._resolver_label = (f"pool of {len(pool)}" if isinstance(pool, list)
+                                else ",".join(self.nameservers) or "system")
         self._memo: dict[str | None, dict[str, str]] = {rdtype: {} for rdtype in _ADDRESS_TYPES}
         self._qtypes: dict[str | None, tuple[int, ...]] = dict(_ADDRESS_TYPES)  # grows per type asked
         self._flights = AsyncSingleFlight()
@@ -236,8 +239,7 @@ class DNSCache:
         else:
             records = [Record(kind, data, ttl) for data in value[0]]
         status = value[2] if len(value) > 2 else "NOERROR"
-        return DNSResult(hostname, kind, status, records, cached=cached,
-                         resolver=",".join(self.nameservers) or "system")
+        return DNSResult(hostname, kind, status, records, cached=cached, resolver=self._resolver_label)
 
     async def check_wildcard(self, result: DNSResult) -> bool:
         """Set result.wildcard: True when all its records are what its parent zone's wildcard
@@ -430,6 +432,10 @@ class DNSCache:
                        wildcard_flagged=self._wildcards.flagged)
         stats.update(dns)
         stats["nameservers"] = list(self.nameservers) or ["system"]
+        resolver_stats = getattr(self.upstream, "resolver_stats", None)
+        if resolver_stats is not None:  # a ResolverPool: figures per resolver
+            stats["resolvers"] = resolver_stats()
+            stats["nameservers"] = list(stats["resolvers"])
         return stats
 
     def close(self) -> None:
