@@ -161,8 +161,8 @@ async def test_thousand_concurrent_resolves_make_one_query(make_dns, dns_server)
     dns_server.set_records("herd.test", "A", ["192.0.2.70"])
     dns_server.set_records("herd.test", "AAAA", ["2001:db8::70"])
     dns_server.delay(0.05, "herd.test")  # keep the first query in flight while the rest arrive
-    # A first UDP wait well above the delay, so a busy machine cannot turn it into a resend.
-    dns = make_dns(timeout_seconds=2.0)
+    # One send only (no retransmission), so a busy machine cannot turn a slow answer into a resend.
+    dns = make_dns(timeout_seconds=10.0, attempts=1)
     results = await asyncio.gather(*[dns.resolve("HERD.test.") for _ in range(1000)])
     assert all(r == ["192.0.2.70", "2001:db8::70"] for r in results)
     assert dns_server.query_count("herd.test", "A") == 1
