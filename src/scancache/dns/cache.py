@@ -21,7 +21,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scancache.cache.core import Cache, CacheEntry
 from scancache.cache.memory import MemoryBackend
@@ -35,6 +35,9 @@ from scancache.dns.result import DNSResult, Record
 from scancache.dns.system import SystemUpstream
 from scancache.dns.wire import AAAA, A
 from scancache.errors import DNSError
+
+if TYPE_CHECKING:
+    from scancache.dns.wildcard import WildcardDetector
 
 __all__ = ["DNSCache", "as_dns_config", "source_id", "PREFETCH_FRACTION", "REFRESH_BACKOFF_SECONDS"]
 
@@ -131,7 +134,7 @@ class DNSCache:
         self._memo: dict[str | None, dict[str, str]] = {rdtype: {} for rdtype in _ADDRESS_TYPES}
         self._qtypes: dict[str | None, tuple[int, ...]] = dict(_ADDRESS_TYPES)  # grows per type asked
         self._flights = AsyncSingleFlight()
-        self._wildcards: Any = None  # a WildcardDetector, made on first use
+        self._wildcards: WildcardDetector | None = None  # made on first use
         self._prefetch = config.prefetch
         self._stale_ttl = config.stale_ttl_seconds
         self._refreshing: set[str] = set()
