@@ -9,41 +9,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from scancache.cache.cache_base import CacheBase
 from scancache.cache.entry import _MISSING, TTL, CacheEntry
 from scancache.cache.refresh import DEFAULT_BETA, aget_or_compute
-
-if TYPE_CHECKING:
-    from scancache.cache.singleflight import AsyncSingleFlight
-    from scancache.cache.stats import CacheStats
 
 __all__ = ["AsyncCacheAPI"]
 
 
-class AsyncCacheAPI:
-    """Async twins of Cache's methods (aget, aset, aget_many, aget_or_set, ...); mixed into Cache."""
+class AsyncCacheAPI(CacheBase):
+    """Async twins of Cache's methods (aget, aset, aget_many, aget_or_set, ...): Cache's async face.
 
-    # Provided by Cache: its backend, policy, stats and single-flight, shared with the sync API.
-    backend: Any
-    config: Any
-    stats: CacheStats
-    clock: Callable[[], float]
-    _memory_only: bool
-    _index_get: Callable[[str], Any] | None
-    _index_touch: Callable[[str], Any]
-    _next_cleanup: float
-    _flights: AsyncSingleFlight
-    _burst_log: Any
-    get: Callable[..., Any]
-    get_entry: Callable[..., CacheEntry | None]
-    cleanup: Callable[..., int]
-    _classify: Callable[..., Any]
-    _entry: Callable[..., CacheEntry | None]
-    _make: Callable[..., Any]
-    _items: Callable[..., Any]
-    _collect: Callable[..., dict[str, Any]]
-    _failed: Callable[..., None]
+    It inherits the Cache's state, policy, stats and single-flight from CacheBase, as the sync face
+    does, so both run the same steps and differ only in how they call the backend.
+    """
 
     async def aget(self, key: str, default: Any = None) -> Any:
         """Async get; memory reads run inline (no thread hop), others use the backend's async API."""
