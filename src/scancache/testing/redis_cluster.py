@@ -118,10 +118,15 @@ class RedisClusterServer:
             time.sleep(0.02)  # polling while gossip spreads, bounded by the deadline
 
     def _wait_ok(self) -> None:
+        """Until every node says ok, knows every node and sees all 16384 slots assigned (with
+        cluster-require-full-coverage no, "ok" alone can come before a node has heard of every
+        slot, and such a node answers CLUSTERDOWN for the slots it has not heard of)."""
         deadline = time.monotonic() + self.startup_timeout
+        agreed = ("ok", str(len(self.servers)), str(_CLUSTER_SLOTS))
         while True:
-            states = [_cluster_state(server) for server in self.servers]
-            if all(state == "ok" for state in states):
+            states = [_cluster_info(server, ("cluster_state", "cluster_known_nodes",
+                                             "cluster_slots_assigned")) for server in self.servers]
+            if all(state == agreed for state in states):
                 return
             if time.monotonic() >= deadline:
                 raise RedisServerError(f"cluster not ok within {self.startup_timeout} s: {states}")
@@ -185,14 +190,10 @@ def _dbsize(server: RedisServer) -> int:
     return int(reply[1:]) if reply.startswith(b":") else -1
 
 
-def _cluster_state(server: RedisServer) -> str:
-    """cluster_state from CLUSTER INFO (a bulk reply: read it whole with the tiny client)."""
-    try:
-        data = send_command(server.host, server.port, ("CLUSTER", "INFO"), timeout=2.0,
-                            complete=lambda reply: b"cluster_state:" in reply and reply.endswith(b"\r\n"))
-    except OSError:
-        return "unreachable"
-    for line in data.decode(errors="replace").splitlines():
-        if line.startswith("cluster_state:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
+def _cluster_info(server: RedisServer, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The named fields of CLUSTER INFO ("unreachable" for each when the node does not answer)."""
+    fields = dict(line.split(":", 1) for line in _bulk(server, "CLUSTER", "INFO").splitlines()
+                  if ":" in line)
+    if not fields:
+        return ("unreachable",) * len(names)
+    return tuple(fields.get(name, "unknown").strip() for name in names)
