@@ -9,6 +9,10 @@ cache answers, so reusing names would measure their caches). All use rdtype A an
 plus how many upstream queries 1,000 concurrent resolves of one name made (target: 1).
 Each figure is the median of --rounds rounds (contenders interleaved), since the machine may be shared.
 Run: python benchmarks/bench_dns.py [--names 20000] [--concurrency 200] [--rounds 3] [--quick] [--json]
+Recon parts (benchmarks/dns_recon.py), instead of the A comparison:
+  --types [--names N]   every record type cold/warm, against aiodns where it asks that type
+  --stream [N]          `scancache resolve -i` on N names (default 1,000,000): rate and peak RSS
+  --pool [--names N]    20 resolvers, 5 misbehaving, one trusted: their share, wrong answers
 """
 
 from __future__ import annotations
@@ -229,6 +233,30 @@ def report(results: dict[str, Any]) -> None:
           "query(ies) (target 1)")
 
 
+def recon(args: argparse.Namespace) -> None:
+    """The recon measurements (dns_recon.py), printed as tables or JSON."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import dns_recon
+
+    results: dict[str, Any] = {"load_average_before": os.getloadavg()[0]}
+    if args.types:
+        results["types"] = asyncio.run(dns_recon.bench_types(min(args.names, 5_000), args.concurrency))
+    if args.stream:
+        results["stream"] = dns_recon.bench_stream(args.stream, 256)
+    if args.pool:
+        results["pool"] = asyncio.run(dns_recon.bench_pool(min(args.names, 5_000), 100))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"load average before: {results['load_average_before']:.1f}")
+    if "types" in results:
+        dns_recon.report_types(results["types"])
+    for key in ("stream", "pool"):
+        if key in results:
+            print(f"{key}: " + ", ".join(f"{k}={v:,.2f}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in results[key].items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--names", type=int, default=20_000)
@@ -236,9 +264,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="2,000 names, one round")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--types", action="store_true", help="every record type vs aiodns")
+    parser.add_argument("--stream", type=int, nargs="?", const=1_000_000, metavar="N",
+                        help="a streamed `scancache resolve -i` of N names: rate and peak RSS")
+    parser.add_argument("--pool", action="store_true", help="a 20-resolver pool, 5 misbehaving")
     args = parser.parse_args()
     if args.quick:
         args.names, args.rounds = 2_000, 1
+    if args.types or args.stream or args.pool:
+        recon(args)
+        return
     results = asyncio.run(main_async(args))
     if args.json:
         print(json.dumps(results, indent=2))

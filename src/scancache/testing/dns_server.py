@@ -339,21 +339,32 @@ def main(argv: list[str] | None = None) -> None:
     """Serve from the command line until stdin closes or Ctrl-C (benchmarks run it in a process).
 
     python -m scancache.testing.dns_server --record "*.bench.test=192.0.2.1" [--port 5353]
+        --record "*.mx.bench.test/MX=10 mail.bench.test."   (NAME/TYPE=VALUE: any record type)
     prints "127.0.0.1:PORT" on the first line of stdout once it is serving.
     """
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(description="Loopback DNS server for tests and benchmarks.")
-    parser.add_argument("--record", action="append", default=[], metavar="NAME=ADDRESS")
+    parser.add_argument("--record", action="append", default=[], metavar="NAME[/TYPE]=VALUE")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ttl", type=int, default=300)
     args = parser.parse_args(argv)
     records: dict[str, list[str]] = {}
+    typed: list[tuple[str, str, str]] = []
     for item in args.record:
-        name, _, address = item.partition("=")
-        records.setdefault(name, []).append(address)
+        name, _, value = item.partition("=")
+        name, _, rdtype = name.partition("/")
+        if rdtype:
+            typed.append((name, rdtype, value))
+        else:
+            records.setdefault(name, []).append(value)
     with LoopbackDNSServer(records, ttl=args.ttl, port=args.port) as server:
+        for name, rdtype, value in typed:
+            if rdtype.upper() == "CNAME":
+                server.add_cname(name, value)
+            else:
+                server.add(name, rdtype, value)
         print(server.address, flush=True)
         try:
             sys.stdin.read()  # the parent closes our stdin (or dies) to stop us
