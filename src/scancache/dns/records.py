@@ -82,8 +82,11 @@ def _rdata_text(data: bytes, qtype: int, start: int, length: int) -> str:
     """One record's data in presentation form (dnspython; names absolute, with the final dot)."""
     import dns.exception
     import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
 
     try:
-        return dns.rdata.from_wire(1, qtype, data, start, length).to_text()
+        rdtype = dns.rdatatype.RdataType.make(qtype)
+        return dns.rdata.from_wire(dns.rdataclass.IN, rdtype, data, start, length).to_text()
     except (dns.exception.DNSException, ValueError, IndexError) as exc:
         raise MalformedMessage(f"unreadable {qtype} record: {type(exc).__name__}") from None
