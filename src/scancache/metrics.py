@@ -143,6 +143,10 @@ class MetricsRegistry:
                 live.append((name, source))
         return live
 
+    def cache_sources(self) -> list[tuple[str, Any]]:
+        """(name, source) of every live cache source, in registration order."""
+        return self._live(self._caches)
+
     def collect(self) -> dict[str, Any]:
         """{"version", "time", "process", "caches": {name: stats}, "loaders": {name: data},
         "errors": {name: message}}. A source that raises is reported under errors, never raised.

@@ -262,6 +262,20 @@ def _render_loader(out: _Exposition, name: str, data: Mapping[str, Any]) -> None
                     {**labels, "module": module}, float(memory) * 1024 * 1024)
 
 
+def _render_dashboard(out: _Exposition, data: Mapping[str, Any]) -> None:
+    """The dashboard's additions: one sample per alert rule and cache (1 firing, 0 not), so
+    Alertmanager can page on `scancache_alert_firing == 1`, and the fleet's live workers."""
+    for row in data.get("alerts") or ():
+        if isinstance(row, Mapping) and row.get("alert"):
+            out.add("scancache_alert_firing", "gauge",
+                    "Dashboard alert rules: 1 while the rule fires for the cache, else 0.",
+                    {"alert": row["alert"], "cache": row.get("cache", "")}, bool(row.get("firing")))
+    fleet = data.get("fleet")
+    if isinstance(fleet, Mapping) and isinstance(fleet.get("workers"), list):
+        out.add("scancache_fleet_workers", "gauge", "Workers publishing snapshots to the shared Redis.",
+                {}, len(fleet["workers"]))
+
+
 def render(data: Mapping[str, Any]) -> str:
     """The Prometheus text exposition of data, a dict shaped as MetricsRegistry.collect() returns."""
     out = _Exposition()
@@ -280,6 +294,7 @@ def render(data: Mapping[str, Any]) -> str:
     for name, loader in (data.get("loaders") or {}).items():
         if isinstance(loader, Mapping):
             _render_loader(out, name, loader)
+    _render_dashboard(out, data)
     out.add("scancache_metrics_source_errors", "gauge",
             "Sources whose stats could not be read at this scrape.", {}, len(data.get("errors") or {}))
     return out.render()

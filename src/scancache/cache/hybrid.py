@@ -204,6 +204,11 @@ class HybridBackend:
         back_count = self.back.purge_expired(now)
         return back_count or front_count
 
+    def keys(self, prefix: str, limit: int) -> list[str]:
+        """The back store's keys (memory holds a subset of them)."""
+        # keys() is not in the Backend protocol (only the dashboard's listing uses it); ours all have it.
+        return list(self.back.keys(prefix, limit))  # type: ignore[attr-defined]
+
     def size(self) -> int:
         """Entries in the back store (cost: the back's size(), a SCAN on Redis)."""
         return self.back.size()

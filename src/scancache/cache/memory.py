@@ -152,6 +152,10 @@ class MemoryBackend(InlineAsyncBase):
     def size(self) -> int:
         return len(self._data)
 
+    def keys(self, prefix: str, limit: int) -> list[str]:
+        """Up to limit stored keys starting with prefix, sorted (for listings). O(n)."""
+        return sorted(k for k, _ in self._snapshot() if k.startswith(prefix))[:limit]
+
     def size_bytes(self) -> int:
         return self._bytes
 

@@ -293,6 +293,20 @@ class RedisBackend(ByteBackendBase):
         """Number of keys in this namespace. Cost: a full SCAN of the database (O(all keys))."""
         return int(self._run(lambda client: sum(1 for _ in self._scan(client)), self._node(None, None)))
 
+    def keys(self, prefix: str, limit: int) -> list[str]:
+        """Up to limit keys starting with prefix, sorted (SCAN MATCH: O(all keys) at worst)."""
+        def scan(client: Any) -> list[str]:
+            found: list[str] = []
+            target = {"target_nodes": "primaries"} if self.cluster else {}
+            for name in client.scan_iter(match=_glob_escape(self.prefix + prefix) + "*",
+                                         count=_SCAN_COUNT, **target):
+                found.append(name.decode("utf-8", "replace")[len(self.prefix):])
+                if len(found) >= limit:
+                    break
+            return sorted(found)
+
+        return list(self._run(scan))
+
     def size_bytes(self) -> int:
         """0: Redis reports memory per server, not per prefix (MEMORY USAGE per key costs too much)."""
         return 0

@@ -143,6 +143,13 @@ class SQLiteBackend(ByteBackendBase):
             self._touched.update(out)
         return out
 
+    def keys(self, prefix: str, limit: int) -> list[str]:
+        """Up to limit stored keys starting with prefix, sorted: a range scan of the primary key."""
+        rows = self._cursor().execute(
+            "SELECT key FROM entries WHERE namespace = ? AND key >= ? AND substr(key, 1, ?) = ?"
+            " ORDER BY key LIMIT ?", (self.namespace, prefix, len(prefix), prefix, limit))
+        return [row[0] for row in rows]
+
     def size(self) -> int:
         """Entries of this namespace (expired ones not yet purged included). O(n) on a narrow index."""
         return int(self._cursor().execute(_COUNT, (self.namespace,)).fetchone()[0])

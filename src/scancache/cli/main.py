@@ -267,6 +267,24 @@ def _add_metrics(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(module="metrics_cmd")
 
 
+def _add_dashboard(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "dashboard", help="serve a live dashboard and REST API for the caches",
+        description="Serve a live page (charts, once a second) and a REST API for the DNS and "
+                    "vulnerability caches on 127.0.0.1:PORT; with the caches on Redis, every worker "
+                    "sharing them too. Binding elsewhere needs --host and a token. Needs the "
+                    "'dashboard' extra.")
+    parser.add_argument("--port", type=_port, default=8050, metavar="P",
+                        help="port to listen on (default 8050; 0 picks a free one)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1; anything else needs a token)")
+    parser.add_argument("--token", help="token every request must carry (default: "
+                                        "$SCANCACHE_DASHBOARD_TOKEN; at least 16 characters)")
+    parser.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                        help="seconds between two samples (default 1)")
+    parser.set_defaults(module="dashboard")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (cheap: no command module is imported)."""
     parser = _Parser(prog="scancache", description=_DESCRIPTION)
@@ -274,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_globals(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_resolve, _add_audit, _add_mirror, _add_cache, _add_imports, _add_bench,
-                _add_metrics):
+                _add_metrics, _add_dashboard):
         add(commands)
     # Global options are accepted after the command too (`scancache resolve --cache-dir D x`).
     for sub in commands.choices.values():
