@@ -240,3 +240,22 @@ def test_a_large_report_has_a_short_repr():
     parsed = parse_requirements_text([f"pkg{n}==1.0" for n in range(5000)])
     assert len(repr(parsed)) < 200
     assert len(repr(AuditReport(dependencies=parsed.dependencies, skipped=parsed.skipped))) < 200
+
+
+# ----------------------------------------------------------------- entries that name a package but do not parse
+def test_an_invalid_line_next_to_valid_pins_fails_the_run(audit_cli, tmp_path):
+    path = write(tmp_path / "requirements.txt", "flask==2.2.5\njinja2==2.4#x\n")
+    code, out, err = audit_cli("-r", str(path))
+    assert code == 2, (out, err)  # was 0: "No known vulnerabilities found in 1 packages (1 skipped ...)"
+    assert f"{path}:2: skipped (not a requirement" in err
+    assert "1 entry could not be audited" in err
+    code, out, err = audit_cli("-r", str(path), "--allow-invalid")
+    assert code == 0 and "1 invalid" in out, (out, err)
+
+
+def test_unpinned_and_url_lines_next_to_pins_do_not_fail_the_run(audit_cli, tmp_path):
+    path = write(tmp_path / "requirements.txt", "flask==2.2.5\nrequests>=2\n-e ./local\n"
+                                                  "pkg @ https://example.invalid/pkg.whl\n")
+    code, out, err = audit_cli("-r", str(path))
+    assert code == 0, (out, err)
+    assert "3 skipped" in out

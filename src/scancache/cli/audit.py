@@ -10,7 +10,8 @@ config file, plus --ignore-vuln, --ignore-until-fixed, --fail-on and --baseline.
 Exit status: 0 when nothing (at or above --fail-on) is vulnerable, 1 when something is, 2 on any
 error (so a CI job can tell "vulnerable" from "could not tell"). An input that yields no auditable
 package is an error (2) unless --allow-empty: a file whose every line was skipped must not pass as
-clean; so is a malformed advisory that matched a pin, unless something else already fails the run.
+clean; so is a malformed advisory that matched a pin, and an entry that names a package but could
+not be read (skipped as "invalid"; --allow-invalid accepts those), unless findings already fail it.
 """
 
 from __future__ import annotations
@@ -208,5 +209,22 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CommandError(f"cannot write {fmt} report to {target}: {exc.strerror or exc}") from None
     print(render(args.format, report, context))
-    # Failing findings win (1); else a skipped advisory means "could not tell" (2), never clean (0).
-    return 1 if outcome.fails(policy.fail_on) else 2 if report.skipped_advisories else 0
+    invalid = _invalid_entries(report, shown, getattr(args, "allow_invalid", False))
+    # Failing findings win (1); else a skipped advisory or an entry that names a package but could
+    # not be audited means "could not tell" (2), never clean (0).
+    return 1 if outcome.fails(policy.fail_on) else 2 if report.skipped_advisories or invalid else 0
+
+
+def _invalid_entries(report: Any, shown: str, allowed: bool) -> int:
+    """How many entries were skipped as invalid (they name a package but cannot be read: a lock
+    entry whose version is not PEP 440, a requirement line that does not parse), after one error
+    line saying so; 0 when --allow-invalid accepts them. Unpinned, URL, VCS, editable and
+    local-path entries are skipped by design and are not counted."""
+    count = sum(1 for entry in report.skipped if entry.kind == "invalid")
+    if count and not allowed:
+        sys.stderr.write(f"scancache: error: {shown}: {count} "
+                         f"{'entry' if count == 1 else 'entries'} could not be audited (skipped as "
+                         f"invalid, see the notes): the run is not clean; --allow-invalid accepts "
+                         f"{'it' if count == 1 else 'them'}\n")
+        return count
+    return 0

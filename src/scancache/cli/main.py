@@ -172,6 +172,9 @@ def _add_audit(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--osv-url", metavar="URL", help="OSV API base (default: $SCANCACHE_OSV_URL)")
     parser.add_argument("--allow-empty", action="store_true",
                         help="accept an input with no auditable package (else exit 2)")
+    parser.add_argument("--allow-invalid", action="store_true",
+                        help="accept entries skipped as invalid (a lock version that is not PEP 440, "
+                             "a line that does not parse; else exit 2)")
     parser.add_argument("--concurrency", type=_positive_int, metavar="N",
                         help="OSV requests in flight at once (default: the config's osv_concurrency, 50)")
     parser.add_argument("--ignore-vuln", action="append", metavar="ID",

@@ -19,7 +19,7 @@ from scancache.errors import ScancacheError
 
 __all__ = ["Requirement", "Skipped", "ParsedInput", "InputError", "Collector", "decode_input",
            "read_input_bytes", "read_input_text", "load_toml", "load_json", "toml_packages", "header_lines",
-           "normalize_name", "version_key", "SKIP_KINDS"]
+           "normalize_name", "version_key", "pep440_key", "SKIP_KINDS"]
 
 _NAME_SEPARATORS = re.compile(r"[-_.]+")
 _PLAIN_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")
@@ -109,15 +109,28 @@ def normalize_name(name: str) -> str:
 
 
 def version_key(version: str) -> str:
-    """A PEP 440 canonical spelling, so equal versions (1.0, 1.0.0, 1.0.0.0) compare equal as text."""
+    """A PEP 440 canonical spelling, so equal versions (1.0, 1.0.0, 1.0.0.0) compare equal as text
+    (text that is no PEP 440 version comes back unchanged: see pep440_key)."""
+    key = pep440_key(version)
+    return version if key is None else key
+
+
+def pep440_key(version: str) -> str | None:
+    """The PEP 440 canonical spelling of version, or None when it is no PEP 440 version (`=2.4`,
+    `x`, `2.4;marker`): such a version matches no advisory range, so auditing it would say "clean"."""
     if _PLAIN_RELEASE.match(version):
         parts = version.split(".")
         while len(parts) > 1 and parts[-1].lstrip("0") == "":
             parts.pop()
         return ".".join(str(int(p)) for p in parts)
     from packaging.utils import canonicalize_version
+    from packaging.version import InvalidVersion, Version
 
-    return str(canonicalize_version(version, strip_trailing_zero=True))
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return None
+    return str(canonicalize_version(parsed, strip_trailing_zero=True))
 
 
 def decode_input(data: bytes, file: str) -> str:
@@ -216,12 +229,23 @@ class Collector:
 
     def pin(self, name: str, version: str, line: int, file: str, *, normalized: str | None = None,
             ecosystem: str = "PyPI") -> None:
-        """Add one pinned package (counted once per PEP 503 name and PEP 440 version)."""
+        """Add one pinned package (counted once per PEP 503 name and PEP 440 version).
+
+        A PyPI version that is not PEP 440 is skipped as "invalid" (with file and line) instead:
+        OSV would match nothing for it, and the package would pass as clean unexamined."""
         if normalized is None:
             normalized = normalize_name(name) if ecosystem == "PyPI" else name
         vkey = self.version_keys.get(version)
         if vkey is None:
-            vkey = self.version_keys[version] = version_key(version) if ecosystem == "PyPI" else version
+            if ecosystem != "PyPI":
+                vkey = version
+            else:
+                vkey = pep440_key(version)
+                if vkey is None:
+                    self.skip(line, file, f"{name} {version}", "invalid",
+                              f"version {version!r} is not a PEP 440 version")
+                    return
+            self.version_keys[version] = vkey
         key = (ecosystem, normalized, vkey)
         if key not in self.pins:
             self.pins[key] = Requirement(name, normalized, version, line, file, ecosystem)

@@ -1,4 +1,5 @@
-"""CycloneDX JSON SBOMs: every component (nested ones too) with a `purl` is audited. `pkg:pypi/...`
+"""CycloneDX JSON SBOMs: every component (nested ones too, and the BOM's subject in
+`metadata.component`) with a `purl` is audited. `pkg:pypi/...`
 purls become PyPI packages; other ecosystems' purls (npm, maven, golang, cargo ...) are queried in
 their OSV ecosystem, since OSV answers them. Components without a purl or without a version are
 skipped with the reason."""
@@ -45,10 +46,15 @@ def parse_cyclonedx(path: Path, shown: str | None = None) -> ParsedInput:
     out = Collector("cyclonedx")
     out.files.append(file)
     lines = text.splitlines()
-    metadata = (document.get("metadata") or {}).get("component")
-    for component in _components(document.get("components")):
-        if component is metadata:
+    metadata = document.get("metadata")
+    subject = metadata.get("component") if isinstance(metadata, dict) else None
+    # The BOM's subject (metadata.component, with its own nested components) is audited too: an
+    # SBOM of an application names the application there, and it may well be a PyPI release.
+    seen: set[int] = set()
+    for component in _components([subject, *(document.get("components") or ())]):
+        if id(component) in seen:
             continue
+        seen.add(id(component))
         out.entries += 1
         purl = str(component.get("purl") or "")
         label = purl or f"{component.get('name', '?')}@{component.get('version', '')}"

@@ -1,11 +1,20 @@
-"""Pipfile.lock (pipenv's JSON lock file): every entry of `default` and `develop` pinned `==VERSION` is
-audited; `git`, `path`, `file` and editable entries are skipped with the reason."""
+"""Pipfile.lock (pipenv's JSON lock file): every entry of `default` and `develop` pinned `==VERSION`
+(or `===VERSION`, a `;marker` tolerated, read by packaging as pip reads it) is audited; a version
+that does not parse is skipped as invalid; `git`, `path`, `file` and editable entries are skipped with the reason."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from scancache.vulndb.inputs.base import Collector, InputError, ParsedInput, load_json, read_input_text
+from scancache.vulndb.inputs.base import (
+    Collector,
+    InputError,
+    ParsedInput,
+    load_json,
+    normalize_name,
+    read_input_text,
+)
+from scancache.vulndb.inputs.requirements import add_pep508
 
 __all__ = ["parse_pipfile_lock", "FILE_NAMES"]
 
@@ -37,9 +46,9 @@ def parse_pipfile_lock(path: Path, shown: str | None = None) -> ParsedInput:
             kind = next((kind for key, kind in _NOT_RELEASES if entry.get(key)), None)
             if kind is not None:
                 out.skip(line, file, name, kind, f"a {kind} entry, not a release")
-            elif version.startswith("==") and "*" not in version:
-                out.pin(name, version[2:].strip(), line, file)
-            else:
+            elif version.strip() in ("", "*"):
                 out.skip(line, file, f"{name}{version}", "unpinned",
-                         "not pinned to one version (==VERSION)")
+                         "not pinned to one version (==VERSION)", normalize_name(name))
+            else:  # packaging reads `===2.4`, `== 2.4` and a `;marker` as pip would
+                add_pep508(out, f"{name}{version}", line, file, f"{name}{version}")
     return out.result()
