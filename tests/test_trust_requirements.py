@@ -242,7 +242,7 @@ def test_a_large_report_has_a_short_repr():
     assert len(repr(AuditReport(dependencies=parsed.dependencies, skipped=parsed.skipped))) < 200
 
 
-# ----------------------------------------------------------------- entries that name a package but do not parse
+# ----------------------------------------------------------------- lines that name a package, do not parse
 def test_an_invalid_line_next_to_valid_pins_fails_the_run(audit_cli, tmp_path):
     path = write(tmp_path / "requirements.txt", "flask==2.2.5\njinja2==2.4#x\n")
     code, out, err = audit_cli("-r", str(path))

@@ -1,6 +1,7 @@
 """Pipfile.lock (pipenv's JSON lock file): every entry of `default` and `develop` pinned `==VERSION`
 (or `===VERSION`, a `;marker` tolerated, read by packaging as pip reads it) is audited; a version
-that does not parse is skipped as invalid; `git`, `path`, `file` and editable entries are skipped with the reason."""
+that does not parse is skipped as invalid; `git`, `path`, `file` and editable entries are skipped
+with the reason."""
 
 from __future__ import annotations
 
