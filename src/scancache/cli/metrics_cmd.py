@@ -47,11 +47,14 @@ def serve(port: int, render: Any, *, host: str = "127.0.0.1", ready: Any = None)
                 body, status, kind = b"scancache metrics: see /metrics\n", 200, "text/plain"
             else:
                 body, status, kind = b"not found\n", 404, "text/plain"
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the scraper hung up (urllib does on a 404 after the headers): nothing to tell
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: scrapes every few seconds
             pass
