@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scancache.cache.async_api import AsyncCacheAPI
 from scancache.cache.entry import TTL, CacheEntry
 from scancache.cache.refresh import DEFAULT_BETA, get_or_compute
+
+if TYPE_CHECKING:
+    from scancache.cache.write_behind import WriteBehind
 
 __all__ = ["Cache", "CacheEntry", "TTL"]
 
@@ -124,6 +127,14 @@ class Cache(AsyncCacheAPI):
         except Exception as exc:
             self._failed("clear", exc)
             return None
+
+    def write_behind(self, *, max_items: int = 256, max_delay: float = 0.005) -> WriteBehind:
+        """Gathered async writes for bulk work: put() many entries, stored with one set_many per
+        max_items entries or max_delay seconds (see scancache.cache.write_behind). Use it as
+        `async with cache.write_behind() as writes:`; an entry is stored once its batch is flushed."""
+        from scancache.cache.write_behind import WriteBehind
+
+        return WriteBehind(self, max_items=max_items, max_delay=max_delay)
 
     def get_or_set(self, key: str, factory: Callable[[], Any], ttl: TTL = None, *,
                    stale_ttl: float | None = None, early_refresh: float = DEFAULT_BETA) -> Any:
