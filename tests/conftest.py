@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+# scancache.fleet writes a snapshot key every few seconds to any Redis a cache uses: tests that count
+# keys or commands must not see it. tests/test_dashboard_fleet.py turns it on in its worker processes.
+os.environ.setdefault("SCANCACHE_FLEET_INTERVAL", "0")
+
 pytest_plugins = ["fixtures_redis", "fixtures_dns", "fixtures_osv", "fixtures_audit"]

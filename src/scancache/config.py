@@ -39,6 +39,7 @@ _SECTION_ALIASES = {
     "lazy": "lazy",
     "lazy_loading": "lazy",
     "audit": "audit",  # the audit policy: read by scancache.vulndb.policy, not a component
+    "alerts": "alerts",  # the dashboard's alert rules: read by scancache.alerts.load_rules
 }
 
 
@@ -116,7 +117,8 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
     Raises ValueError naming the file, section and field for anything unreadable or invalid.
     """
     raw: dict[str, Any] = _read_file(Path(path)) if path is not None else {}
-    sections: dict[str, dict[str, Any]] = {"cache": {}, "dns": {}, "vulndb": {}, "lazy": {}, "audit": {}}
+    sections: dict[str, dict[str, Any]] = {"cache": {}, "dns": {}, "vulndb": {}, "lazy": {}, "audit": {},
+                                           "alerts": {}}
     for name, body in raw.items():
         canonical = _SECTION_ALIASES.get(str(name))
         if canonical is None:

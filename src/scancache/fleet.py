@@ -29,8 +29,8 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["PUBLISH_INTERVAL", "SNAPSHOT_TTL", "aggregate", "attach", "publish_now", "read_workers",
-           "worker_id"]
+__all__ = ["PUBLISH_INTERVAL", "SNAPSHOT_TTL", "aggregate", "attach", "describe", "publish_now",
+           "read_workers", "summary", "worker_id"]
 
 log = logging.getLogger("scancache.fleet")
 
@@ -245,3 +245,35 @@ def aggregate(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any
         lookups = total["hits"] + total["stale_hits"] + total["misses"]
         total["hit_rate"] = (total["hits"] + total["stale_hits"]) / lookups if lookups else 0.0
     return totals
+
+
+def summary(url: str, namespaces: Iterable[str] | None, *, signing_key: str | bytes | None = None
+            ) -> dict[str, Any]:
+    """{"workers": [...], "caches": aggregate(...)} of the live workers, or {"error": ...} when Redis
+    cannot be read (for `scancache cache stats`, which reports it and goes on)."""
+    try:
+        workers = read_workers(url, namespaces, signing_key=signing_key)
+    except Exception as exc:
+        return {"workers": [], "caches": {}, "error": f"{type(exc).__name__}: {exc}"}
+    return {"workers": workers, "caches": aggregate(workers)}
+
+
+def describe(fleet: Mapping[str, Any]) -> list[str]:
+    """Text lines for a summary(): a headline, then one line per worker with each cache's counters."""
+    if fleet.get("error"):
+        return [f"fleet: cannot read the worker snapshots: {fleet['error']}"]
+    workers = fleet.get("workers") or []
+    lines = [f"fleet: {len(workers)} live worker{'s' if len(workers) != 1 else ''}"]
+    now = time.time()
+    for worker in workers:
+        caches = ", ".join(
+            f"{name} {stats.get('hits', 0)} hits {stats.get('misses', 0)} misses "
+            f"{stats.get('errors', 0)} errors"
+            for name, stats in (worker.get("caches") or {}).items() if isinstance(stats, Mapping))
+        age = max(0.0, now - float(worker.get("time", now)))
+        lines.append(f"  {worker.get('worker')} [{worker.get('namespace')}] {age:.0f} s ago: {caches}")
+    for name, total in (fleet.get("caches") or {}).items():
+        lines.append(f"  total {name}: {total['hits']} hits, {total['misses']} misses, "
+                     f"{total['hit_rate']:.1%} hit rate, {total['errors']} errors "
+                     f"over {total['workers']} workers")
+    return lines

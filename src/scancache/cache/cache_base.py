@@ -103,6 +103,10 @@ class CacheBase:
         # the hit path then costs two dict operations and no extra call frame.
         lookup = getattr(backend, "lookup_functions", None)
         self._index_get, self._index_touch = lookup() if lookup is not None else (None, _no_index)
+        if config.redis_url and config.enable_metrics:  # workers sharing Redis show in the fleet view
+            from scancache.fleet import attach
+
+            attach(self)
 
     # ------------------------------------------------------------------ policy
     def _lifetimes(self, value: Any, ttl: TTL, stale_ttl: float | None) -> tuple[float, float]:

@@ -97,6 +97,14 @@ async def _stats(args: argparse.Namespace) -> dict[str, Any]:
             out["mirror"] = mirror.stats()
         finally:
             mirror.close()
+    if settings.cache.redis_url and settings.cache.cache_type.value in ("redis", "hybrid"):
+        from scancache import fleet  # the workers sharing this Redis, summed (see scancache.fleet)
+
+        # DNSCache and VulnerabilityDBCache store under their own name when the namespace is "default"
+        namespaces = [{"default": n}.get(getattr(settings, n).namespace, getattr(settings, n).namespace)
+                      for n in names]
+        out["fleet"] = fleet.summary(settings.cache.redis_url, namespaces,
+                                     signing_key=settings.cache.signing_key)
     return out
 
 
@@ -118,6 +126,10 @@ def _print_stats(data: dict[str, Any], form: str) -> None:
     if mirror:
         print(f"mirror: {mirror.get('records')} records, newest {mirror.get('high_water_mark')}, "
               f"{mirror.get('path')}")
+    if "fleet" in data:
+        from scancache.fleet import describe
+
+        print("\n".join(describe(data["fleet"])))
 
 
 async def _clear(args: argparse.Namespace) -> dict[str, int]:

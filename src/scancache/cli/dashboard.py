@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from scancache.cli._components import open_dns, open_vulndb
 
     try:
-        from scancache.dashboard import AlertRules, serve_dashboard
+        from scancache.dashboard import load_rules, serve_dashboard
     except ImportError as exc:
         raise CommandError(str(exc)) from None
     if not 0.1 <= args.interval <= 60:
@@ -39,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
     dns, vulndb = open_dns(settings), open_vulndb(settings)
     config = settings.cache
     redis_url = config.redis_url if config.cache_type.value in ("redis", "hybrid") else None
-    rules = getattr(settings, "alerts", None) or AlertRules()
+    rules = load_rules(args.config)
     try:
         server = serve_dashboard(
             host=args.host, port=args.port, token=token, caches={"dns": dns, "vulndb": vulndb},
-            redis_url=redis_url, fleet_namespaces=[settings.dns.namespace, settings.vulndb.namespace],
+            redis_url=redis_url, fleet_namespaces=[dns.cache.config.namespace, vulndb.cache.config.namespace],
             signing_key=config.signing_key, alerts=rules, interval=args.interval,
             collect=_collector({"dns": dns, "vulndb": vulndb}))
     except OSError as exc:

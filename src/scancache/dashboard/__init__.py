@@ -22,7 +22,8 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise ImportError("the dashboard needs its extra: pip install 'scancache[dashboard]' "
                       f"({exc.name} is missing)") from exc
 
-from scancache.dashboard.alerts import AlertRules
+from scancache.alerts import AlertRules, load_rules
 from scancache.dashboard.server import DashboardServer, aserve_dashboard, managed_caches, serve_dashboard
 
-__all__ = ["AlertRules", "DashboardServer", "aserve_dashboard", "managed_caches", "serve_dashboard"]
+__all__ = ["AlertRules", "DashboardServer", "aserve_dashboard", "load_rules", "managed_caches",
+           "serve_dashboard"]

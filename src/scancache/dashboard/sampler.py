@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from scancache.dashboard.alerts import AlertRules, AlertState
+from scancache.alerts import AlertRules, AlertState
 
 __all__ = ["Sampler", "cache_frames"]
 

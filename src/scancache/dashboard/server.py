@@ -17,7 +17,7 @@ from typing import Any
 
 import uvicorn
 
-from scancache.dashboard.alerts import AlertRules
+from scancache.alerts import AlertRules
 from scancache.dashboard.app import create_app
 from scancache.dashboard.hub import Hub
 from scancache.dashboard.sampler import Sampler

@@ -125,6 +125,7 @@
   function addFrame(frame, draw) {
     if (frame.time <= lastTime) return;
     lastTime = frame.time;
+    if (Object.keys(frame.fleet || {}).length) $("fleet-section").hidden = false;  // size charts shown
     [["caches", frame.caches], ["fleet", frame.fleet]].forEach(function (pair) {
       Object.keys(pair[1] || {}).forEach(function (name) {
         var entry = push(pair[0], name, pair[1][name], frame.time);

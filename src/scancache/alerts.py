@@ -1,9 +1,10 @@
 """Alert rules over the dashboard's frames: hit rate too low for too long, errors too frequent, NVD
 rate-limit waits too frequent.
 
-Rules come from the config file's [alerts] section (or AlertRules(...) in Python); a rule left unset
-is off. Each evaluation returns one row per rule and cache, firing or not, so the page can show
-them and Prometheus can alert on `scancache_alert_firing == 1`.
+Rules come from the config file's [alerts] section (`load_rules(path)`) or AlertRules(...) in Python;
+a rule left unset is off. Each evaluation returns one row per rule and cache, firing or not, so the
+page can show them and Prometheus can alert on `scancache_alert_firing == 1`. Only the standard
+library is imported: the config loader checks the section without the dashboard's extra.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-__all__ = ["AlertRules", "AlertState"]
+__all__ = ["AlertRules", "AlertState", "load_rules"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,3 +101,19 @@ class AlertState:
                              "value": per_minute, "threshold": rules.nvd_rate_waits_per_minute_above,
                              "since": None})
         return rows
+
+
+def load_rules(path: str | Path | None) -> AlertRules:
+    """The [alerts] section of the config file at path (no file, or no section: every rule off).
+    ValueError names the file and the bad setting."""
+    if path is None:
+        return AlertRules()
+    from scancache.config import _read_file  # the loader's own reader: one parser for every section
+
+    section = _read_file(Path(path)).get("alerts") or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"config file {path}: section [alerts] must be a table of settings")
+    try:
+        return AlertRules.from_mapping(section)
+    except ValueError as exc:
+        raise ValueError(f"config file {path}: {exc}") from None
