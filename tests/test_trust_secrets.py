@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +115,80 @@ def test_log_lines_and_metrics_of_a_failing_redis_cache_hide_the_password(caplog
         assert SECRET not in json.dumps(data, default=str) + render_prometheus(data)
         assert SECRET not in repr(cache) + repr(cache.backend) + repr(cache.config)
         cache.close()
+
+
+# ---------------------------------------------------------------------- OSV URLs: -v, joins, schemes
+def _no_retry_env(tmp_path) -> dict[str, str]:
+    """This environment without SCANCACHE_*, a private cache and one attempt per request (no backoff)."""
+    config = tmp_path / "once.toml"
+    config.write_text("[vulndb]\nmax_retries = 0\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
+    env["SCANCACHE_CACHE_DIR"] = str(tmp_path / "cache")
+    env["SCANCACHE_CONFIG"] = str(config)
+    return env
+
+
+def test_the_verbose_traceback_of_an_osv_failure_hides_the_url_credentials(tmp_path):
+    requirements = tmp_path / "r.txt"
+    requirements.write_text("jinja2==2.4\n")
+    with socket.socket() as sock:  # a loopback port nobody listens on: refused at once
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://user:{SECRET}@127.0.0.1:{port}/?token={SECRET}x"
+    done = _cli("-v", "audit", "--cache-type", "memory", "--osv-url", url, str(requirements),
+                env=_no_retry_env(tmp_path))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" in done.stderr and "VulnDBError" in done.stderr  # -v still shows it
+    assert SECRET not in done.stdout + done.stderr, done.stderr
+    # The API path goes before the base URL's query, not into it; the error keeps its "url: why".
+    assert f"http://user:***@127.0.0.1:{port}/v1/querybatch?token=***: connection failed" in done.stderr
+
+
+def test_an_osv_base_url_with_a_query_is_asked_at_the_api_paths(tmp_path):
+    from scancache.testing.osv_server import OSVTestServer
+
+    sample = Path(__file__).resolve().parents[1] / "src/scancache/testing/data/osv-pypi-sample.zip"
+    requirements = tmp_path / "r.txt"
+    requirements.write_text("jinja2==2.4\n")
+    with OSVTestServer.from_zip(sample) as server:
+        done = _cli("audit", "--cache-type", "memory", "--osv-url", f"{server.url}/?token={SECRET}",
+                    "--format", "json", str(requirements), env=_no_retry_env(tmp_path))
+        asked = dict(server.requests)
+    assert done.returncode == 1, (done.stdout, done.stderr)  # jinja2 2.4 is vulnerable
+    assert asked.get("/v1/querybatch", 0) >= 1, asked
+    assert {"PYSEC-2014-8", "PYSEC-2014-82"} <= {v["id"] for v in json.loads(done.stdout)["vulnerabilities"]}
+
+
+def test_osv_url_schemes_are_case_insensitive_and_fragments_refused():
+    from scancache.vulndb.config import VulnDBConfig
+
+    assert VulnDBConfig(osv_url="HTTP://127.0.0.1:1/").osv_url == "http://127.0.0.1:1"
+    assert VulnDBConfig(osv_url="hTTpS://h/x/?token=T").osv_url == "https://h/x/?token=T"
+    for bad in ("ftp://h", "http://", "http://h/#frag", f"file://u:{SECRET}@h/x"):
+        with pytest.raises(ValueError, match="osv_url") as caught:
+            VulnDBConfig(osv_url=bad)
+        assert SECRET not in str(caught.value)
+
+
+def test_redact_text_keeps_what_follows_a_url():
+    text = f"POST http://h/v1/query?token={SECRET}: refused, see https://u:{SECRET}@h/x."
+    assert redact_text(text) == "POST http://h/v1/query?token=***: refused, see https://u:***@h/x."
+
+
+def test_vulndb_errors_name_the_endpoint_without_credentials():
+    import asyncio
+
+    from scancache.errors import VulnDBError
+    from scancache.vulndb.http import JSONClient
+    from scancache.vulndb.transport import Transport, TransportFailure
+
+    class Refusing(Transport):
+        async def send(self, method, url, **kwargs):  # a client library quoting the URL whole
+            raise TransportFailure("connection", f"error sending request for url ({url})")
+
+    client = JSONClient(Refusing(), max_retries=0, backoff_base_seconds=0, backoff_max_seconds=0)
+    url = f"https://u:{SECRET}@osv.example/v1/query?api_key={SECRET}"
+    with pytest.raises(VulnDBError) as caught:
+        asyncio.run(client.request("osv_query", "POST", url))
+    assert SECRET not in str(caught.value) + caught.value.endpoint
+    assert caught.value.endpoint == "POST https://u:***@osv.example/v1/query?api_key=***"

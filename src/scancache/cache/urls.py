@@ -13,7 +13,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "parse_redis_url", "redact_text", "redact_url", "redacted_repr"]
+__all__ = ["REDACTED", "join_url_path", "parse_redis_url", "redact_text", "redact_url", "redacted_repr"]
 
 REDACTED = "***"
 #: Query parameters whose value is a secret (redis-py reads ?password=; APIs take keys and tokens).
@@ -51,11 +51,27 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def join_url_path(base: str, path: str) -> str:
+    """base with path appended to its path, before its query: `https://h/x?token=T` and `/v1/query`
+    give `https://h/x/v1/query?token=T` (plain concatenation would put the path inside the query).
+    A fragment is dropped: it never reaches a server."""
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + path, parts.query, ""))
+
+
 def redact_text(text: str) -> str:
     """text with every URL in it redacted (for exception messages and log lines)."""
     if "://" not in text:
         return text
-    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
+    return _URL_IN_TEXT.sub(_redact_match, text)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    """One URL found in text, redacted; punctuation that ends a sentence or clause ("POST url: why")
+    is not part of it and stays."""
+    url = match.group(0)
+    kept = url.rstrip(":,.;)]")
+    return redact_url(kept) + url[len(kept):]
 
 
 def _is_secret_field(name: str) -> bool:

@@ -358,11 +358,13 @@ def _report_warnings() -> None:
 
 
 def _fail(message: str, verbose: int, code: int = EXIT_ERROR) -> int:
+    from scancache.cache.urls import redact_text
+
     if verbose:
         import traceback
 
-        traceback.print_exc(file=sys.stderr)
-    from scancache.cache.urls import redact_text
+        # The traceback quotes exception texts (and a client library's) whole: redact their URLs.
+        sys.stderr.write(redact_text(traceback.format_exc()))
 
     # One line, whatever the message, and never a URL's credentials.
     text = " ".join(redact_text(str(message)).split()) or "unknown error"

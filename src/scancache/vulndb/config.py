@@ -15,6 +15,30 @@ DEFAULT_OSV_URL = "https://api.osv.dev"
 DEFAULT_NVD_URL = "https://services.nvd.nist.gov/rest/json/cves/2.0"
 
 
+def _endpoint_url(name: str, url: object) -> str:
+    """url checked to be http(s) (the scheme in any case; returned lower case) with a host and no
+    fragment, trailing slashes of its path dropped. A query (a proxy's token) is kept: the API paths
+    go before it. Errors show the URL with its credentials redacted."""
+    from urllib.parse import urlsplit
+
+    from scancache.cache.urls import redact_url
+
+    if not isinstance(url, str):
+        raise ValueError(f"{name}: must be an http(s) URL, got {url!r}")
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError:
+        valid = False
+    require(valid, name, f"must be an http(s) URL with a host, got {redact_url(url)!r}")
+    require("#" not in url, name, f"must not have a #fragment (a server never sees one), got "
+            f"{redact_url(url)!r}")
+    scheme = parts.scheme.lower()
+    rest = url[len(scheme):]
+    return scheme + (rest if "?" in rest else rest.rstrip("/"))
+
+
 @dataclass(repr=False)  # CacheConfig's __repr__: secrets redacted
 class VulnDBConfig(CacheConfig):
     """Vulnerability settings. Empty results live negative_ttl_seconds; records are kept
@@ -56,10 +80,7 @@ class VulnDBConfig(CacheConfig):
         if self.nvd_api_key is None:
             self.nvd_api_key = setting("nvd_api_key")
         for name in ("osv_url", "nvd_url"):
-            url = getattr(self, name)
-            require(isinstance(url, str) and url.startswith(("http://", "https://")), name,
-                    f"must be an http(s) URL, got {url!r}")
-            setattr(self, name, url.rstrip("/"))
+            setattr(self, name, _endpoint_url(name, getattr(self, name)))
         for name in ("negative_ttl_seconds", "timeout_seconds", "backoff_base_seconds",
                      "backoff_max_seconds", "nvd_rate_window_seconds"):
             value = getattr(self, name)

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from scancache.cache.urls import redact_text, redact_url
 from scancache.errors import VulnDBError
 
 __all__ = ["JSONClient", "parse_retry_after", "Malformed", "MalformedAnswer"]
@@ -97,15 +98,15 @@ class JSONClient:
     ) -> Any:
         """The decoded JSON of a 2xx answer (None for 404), after check() accepted its shape.
 
-        label names the endpoint in counters; errors name method and URL. before_attempt runs before
-        every attempt (the NVD rate limiter). Raises VulnDBError once retries are exhausted or for a
-        non-retryable status.
+        label names the endpoint in counters; errors name method and URL (credentials redacted).
+        before_attempt runs before every attempt (the NVD rate limiter). Raises VulnDBError once
+        retries are exhausted or for a non-retryable status.
         """
         import json as json_module
 
         from scancache.vulndb.transport import TransportFailure
 
-        endpoint = f"{method} {url}"
+        endpoint = f"{method} {redact_url(url)}"  # shown in errors, reports and CI logs
         attempt = 0
         while True:
             if before_attempt is not None:
@@ -139,8 +140,9 @@ class JSONClient:
             except Malformed as exc:
                 reason, malformed = f"malformed response: {exc}", True
             except TransportFailure as exc:
+                # The client library's text may quote the URL, credentials and all.
                 reason = {"timeout": "timed out", "decode": "malformed response"}.get(
-                    exc.kind, "connection failed") + f" ({exc})"
+                    exc.kind, "connection failed") + f" ({redact_text(str(exc))})"
             if attempt >= self.max_retries:
                 error = MalformedAnswer if malformed else VulnDBError
                 raise error(endpoint, f"{reason}; gave up after {attempt + 1} attempt(s)", status)

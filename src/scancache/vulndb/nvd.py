@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scancache.cache.urls import redact_url
 from scancache.errors import VulnDBError
 from scancache.vulndb.http import JSONClient, Malformed
 
@@ -101,7 +102,7 @@ class NVDClient:
             start += len(rows)
             if not rows or start >= data["totalResults"]:
                 return records
-        raise VulnDBError(f"GET {self.url}", f"more than {MAX_PAGES} pages")
+        raise VulnDBError(f"GET {redact_url(self.url)}", f"more than {MAX_PAGES} pages")
 
     async def get_cve(self, cve_id: str) -> dict[str, Any] | None:
         """One CVE as an OSV-shaped record, or None when NVD does not know it."""

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from scancache.cache.urls import join_url_path, redact_url
 from scancache.errors import VulnDBError
 from scancache.vulndb.http import JSONClient, Malformed
 from scancache.vulndb.records import record_label, record_problem
@@ -57,16 +58,23 @@ def _check_batch(count: int) -> Callable[[Any], None]:
 
 
 class OSVClient:
-    """Talks to one OSV base URL (https://api.osv.dev or a loopback test server)."""
+    """Talks to one OSV base URL (https://api.osv.dev or a loopback test server).
+
+    The API paths go after the base URL's path and before its query (a proxy's `?token=`), and
+    errors name the endpoint with its credentials redacted (they end up in reports and CI logs).
+    """
 
     def __init__(self, http: JSONClient, base_url: str, *, concurrency: int = 10) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.semaphore = asyncio.Semaphore(concurrency)
 
+    def _url(self, path: str) -> str:
+        return join_url_path(self.base_url, path)
+
     async def query(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """Full records matching one query, every page followed. Raises VulnDBError."""
-        url = f"{self.base_url}/v1/query"
+        url = self._url("/v1/query")
         records: list[dict[str, Any]] = []
         page_body = dict(body)
         for _ in range(MAX_PAGES):
@@ -74,17 +82,17 @@ class OSVClient:
                 data = await self.http.request("osv_query", "POST", url, json=page_body,
                                                check=lambda d: _check_page(d, full=True))
             if data is None:  # 404 on /v1/query: the server has no such endpoint
-                raise VulnDBError(f"POST {url}", "HTTP 404", 404)
+                raise VulnDBError(f"POST {redact_url(url)}", "HTTP 404", 404)
             records.extend(data.get("vulns", []))
             token = data.get("next_page_token")
             if not token:
                 return records
             page_body = {**body, "page_token": token}
-        raise VulnDBError(f"POST {url}", f"more than {MAX_PAGES} pages")
+        raise VulnDBError(f"POST {redact_url(url)}", f"more than {MAX_PAGES} pages")
 
     async def querybatch(self, bodies: Sequence[dict[str, Any]]) -> list[list[tuple[str, str]]]:
         """[(id, modified), ...] per query, in order; pages of each query followed in later calls."""
-        url = f"{self.base_url}/v1/querybatch"
+        url = self._url("/v1/querybatch")
         results: list[list[tuple[str, str]]] = [[] for _ in bodies]
         pending = list(range(len(bodies)))
         tokens: dict[int, str] = {}
@@ -97,7 +105,7 @@ class OSVClient:
                 data = await self.http.request("osv_querybatch", "POST", url,
                                                json={"queries": batch}, check=_check_batch(len(batch)))
             if data is None:
-                raise VulnDBError(f"POST {url}", "HTTP 404", 404)
+                raise VulnDBError(f"POST {redact_url(url)}", "HTTP 404", 404)
             still = []
             for index, answer in zip(pending, data["results"], strict=True):
                 for vuln in answer.get("vulns", []):
@@ -107,7 +115,7 @@ class OSVClient:
                     tokens[index] = token
                     still.append(index)
             pending = still
-        raise VulnDBError(f"POST {url}", f"more than {MAX_PAGES} pages")
+        raise VulnDBError(f"POST {redact_url(url)}", f"more than {MAX_PAGES} pages")
 
     async def get_vuln(self, vuln_id: str) -> dict[str, Any] | None:
         """The answer for one id, or None when OSV does not know the id (404).
@@ -116,7 +124,7 @@ class OSVClient:
         record's shape. Raises VulnDBError (MalformedAnswer when every answer was garbled)."""
         from urllib.parse import quote
 
-        url = f"{self.base_url}/v1/vulns/{quote(vuln_id, safe='')}"
+        url = self._url(f"/v1/vulns/{quote(vuln_id, safe='')}")
 
         def check(data: Any) -> None:
             if not isinstance(data, dict):
