@@ -61,8 +61,14 @@ class AsyncCacheAPI(CacheBase):
         return self._entry(key, raw, allow_stale)
 
     async def aset(self, key: str, value: Any, ttl: TTL = None, *,
-                   stale_ttl: float | None = None) -> bool:
-        """Async set."""
+                   stale_ttl: float | None = None, tags: Iterable[str] | None = None) -> bool:
+        """Async set (a tagged set runs in a thread unless the cache is memory-only)."""
+        if tags is not None:
+            from scancache.cache.tags import set_tagged
+
+            if self._memory_only:
+                return set_tagged(self, key, value, ttl, stale_ttl, tags)
+            return await asyncio.to_thread(set_tagged, self, key, value, ttl, stale_ttl, tags)
         made = self._make(key, value, ttl, stale_ttl)
         if made is None:  # a zero lifetime: the old value goes
             try:
@@ -113,6 +119,14 @@ class AsyncCacheAPI(CacheBase):
         self.stats.sets += len(items)
         await self._amaybe_cleanup(self.clock())
         return True
+
+    async def ainvalidate_tag(self, tag: str) -> int | None:
+        """Async invalidate_tag: memory inline, other backends in a thread."""
+        from scancache.cache.tags import invalidate_tag_counted
+
+        if self._memory_only:
+            return invalidate_tag_counted(self, tag)
+        return await asyncio.to_thread(invalidate_tag_counted, self, tag)
 
     async def ainvalidate(self, *, prefix: str) -> int | None:
         """Async invalidate(prefix=...): memory inline, other backends in a thread."""

@@ -33,12 +33,18 @@ class Cache(AsyncCacheAPI):
     """
 
     # ------------------------------------------------------------------ sync API
-    def set(self, key: str, value: Any, ttl: TTL = None, *, stale_ttl: float | None = None) -> bool:
+    def set(self, key: str, value: Any, ttl: TTL = None, *, stale_ttl: float | None = None,
+            tags: Iterable[str] | None = None) -> bool:
         """Store value for ttl seconds (default and ceiling: ttl_seconds) plus stale_ttl.
 
         Returns False if the backend failed (logged, counted); raises TypeError/ValueError for a
-        key, value or ttl that can never be stored.
+        key, value or ttl that can never be stored. tags: names that invalidate_tag(tag) removes
+        this entry by (see cache/tags.py).
         """
+        if tags is not None:
+            from scancache.cache.tags import set_tagged
+
+            return set_tagged(self, key, value, ttl, stale_ttl, tags)
         self._set_countdown -= 1
         if self._set_countdown <= 0:
             self._set_countdown = self._sample_every
@@ -102,6 +108,13 @@ class Cache(AsyncCacheAPI):
             self.stats.record_latency("set_many", time.perf_counter_ns() - start)
         self._maybe_cleanup(self.clock())
         return True
+
+    def invalidate_tag(self, tag: str) -> int | None:
+        """Remove every entry set with tag before this call (on every backend, see cache/tags.py);
+        returns how many keys the tag named, or None when the backend failed."""
+        from scancache.cache.tags import invalidate_tag_counted
+
+        return invalidate_tag_counted(self, tag)
 
     def invalidate(self, *, prefix: str) -> int | None:
         """Remove every entry whose key starts with prefix, on any backend (see cache/prefix.py for
