@@ -250,3 +250,29 @@ def test_cache_stats_and_clear_do_not_create_a_database(tmp_path):
                                       "json"], capture_output=True, text=True, env=env, timeout=60,
                                      check=True).stdout)
     assert data["caches"]["dns"]["size"] == 0 and data["caches"]["vulndb"]["hits"] == 0
+
+
+# ---------------------------------------------------------------------- a parent another user controls
+@needs_root
+def test_a_cache_directory_under_another_users_directory_is_refused(shared_dir):
+    """The swap race (attack note 3): whoever owns a parent can rename our checked directory away and
+    put theirs in its place between the checks and SQLite's open. So such a parent is refused."""
+    theirs = shared_dir / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, OTHER_UID, OTHER_UID)
+    ours = theirs / "cache"
+    ours.mkdir(mode=0o700)  # our own, private directory: still not safe where it stands
+    with pytest.raises(UnsafeCacheFile, match=f"parent {theirs} is owned by uid {OTHER_UID}"):
+        disk_cache(ours)
+    assert not (ours / "scancache.sqlite3").exists()
+
+
+@posix_only
+def test_a_cache_directory_under_a_world_writable_non_sticky_directory_is_refused(tmp_path):
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)  # anyone may rename entries here
+    with pytest.raises(UnsafeCacheFile, match="without the sticky bit"):
+        disk_cache(open_dir / "cache")
+    os.chmod(open_dir, 0o1777)  # sticky, as /tmp: nobody renames what is not theirs
+    disk_cache(open_dir / "cache").close()

@@ -192,3 +192,16 @@ def test_vulndb_errors_name_the_endpoint_without_credentials():
         asyncio.run(client.request("osv_query", "POST", url))
     assert SECRET not in str(caught.value) + caught.value.endpoint
     assert caught.value.endpoint == "POST https://u:***@osv.example/v1/query?api_key=***"
+
+
+def test_the_verbose_traceback_hides_the_osv_urls_credentials_too(tmp_path):
+    """Attack note 4: -v printed the raw exception, whose text held the unredacted URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
+    env["SCANCACHE_CACHE_DIR"] = str(tmp_path / "cache")
+    requirements = tmp_path / "r.txt"
+    requirements.write_text("jinja2==2.4\n")
+    done = _cli("-v", "audit", "-r", str(requirements), "--cache-type", "memory", "--osv-url",
+                f"http://user:{SECRET}@127.0.0.1:9", env=env)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" in done.stderr  # -v still shows where it failed
+    assert SECRET not in done.stdout + done.stderr

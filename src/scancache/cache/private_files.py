@@ -76,8 +76,31 @@ def private_directory(path: Path) -> None:
     if not stat.S_ISDIR(info.st_mode):
         raise BackendError(f"cache directory {path} is not a directory")
     _check(path, info, "cache directory")
+    _check_ancestors(path)
     if not os.access(path, os.W_OK | os.X_OK):
         raise CacheNotWritable(f"cache directory {path} is not writable by this user")
+
+
+def _check_ancestors(path: Path) -> None:
+    """Refuse a cache directory below one that another user could rename it out of (ssh's
+    StrictModes): every ancestor must belong to root or this user, and one that group or others may
+    write must be sticky (/tmp), where nobody renames what is not theirs. Otherwise a checked
+    directory could be swapped for another user's between the checks and SQLite's open."""
+    uid = os.geteuid()
+    for ancestor in Path(os.path.realpath(path)).parents:
+        try:
+            info = os.stat(ancestor)
+        except OSError:
+            continue
+        if info.st_uid not in (0, uid):
+            raise UnsafeCacheFile(
+                f"refusing cache directory {path}: its parent {ancestor} is owned by uid "
+                f"{info.st_uid}, who could swap the cache for their own (use a cache_dir of your own)")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+            raise UnsafeCacheFile(
+                f"refusing cache directory {path}: its parent {ancestor} is writable by group or others "
+                f"without the sticky bit (mode {stat.S_IMODE(info.st_mode):04o}), so another user could "
+                f"swap the cache for their own")
 
 
 def private_file(path: Path) -> None:
