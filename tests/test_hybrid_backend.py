@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -193,8 +194,15 @@ def test_entry_too_big_for_memory_lives_in_the_back_only(make_cache):
 
 async def test_async_api_uses_the_backs_async_calls(make_cache):
     first, second = make_cache(), make_cache()
+    _tracking_up(second)
+    listener = getattr(hybrid(second), "listener", None)
+    mark = listener.seq if listener is not None else 0
     assert await first.aset("a", 1)
     assert await first.aset_many({"b": 2, "c": 3})
+    deadline = time.monotonic() + 10.0  # over Redis: until second heard of those writes (see _seen_by)
+    while listener is not None and not all(listener.changed_since(k, mark) for k in "abc"):
+        assert time.monotonic() < deadline, "the invalidations never arrived"
+        await asyncio.sleep(0.001)
     record = await hybrid(second).aget("a")  # front miss: through the back's async API
     assert record is not None and record.value == 1
     assert hybrid(second).front.peek("a") is not None
