@@ -192,3 +192,29 @@ def test_cli_mirror_import_names_each_skipped_file(osv_records, tmp_path):
     summary = json.loads(done.stdout)
     assert sorted(f["file"] for f in summary["skipped_files"]) == sorted(f"BAD-{n}.json" for n in HOSTILE)
     assert all(f"BAD-{n}.json" in done.stderr for n in HOSTILE)
+
+
+# ----------------------------------------------------------------- withdrawn (attack finding 2)
+@pytest.mark.parametrize("withdrawn, problem", [
+    ("2020-01-01T00:00:00Z", False), ("2099-01-01T00:00:00.123456+02:00", False),
+    ("2020-01-01t00:00:00z", False), ("not-a-date", True), ("2020-01-01", True),
+    ("2020-13-01T00:00:00Z", True), ("", True),
+])
+def test_withdrawn_must_be_an_rfc3339_timestamp(withdrawn, problem):
+    assert (record_problem(_record(withdrawn=withdrawn)) is not None) is problem
+
+
+async def test_only_a_withdrawn_date_in_the_past_hides_a_record(make_vulndb, osv_server):
+    package = "not-otherwise-vulnerable"
+    entry = {"package": {"ecosystem": "PyPI", "name": package}, "ranges": [JINJA_RANGE]}
+    osv_server.plant("GHSA-future-0001", _record(id="GHSA-future-0001", affected=[entry],
+                                                 withdrawn="2099-01-01T00:00:00Z"), packages=[package])
+    osv_server.plant("GHSA-past-0001", _record(id="GHSA-past-0001", affected=[entry],
+                                               withdrawn="2020-01-01T00:00:00Z"), packages=[package])
+    osv_server.plant("GHSA-garbled-0001", _record(id="GHSA-garbled-0001", affected=[entry],
+                                                  withdrawn="not-a-date"), packages=[package])
+    vulndb = make_vulndb(max_retries=1)
+    report = await vulndb.audit(f"{package}==1.0\n")
+    assert [f.id for f in report.vulnerable] == ["GHSA-future-0001"]  # not withdrawn yet
+    assert report.withdrawn_ignored == 1  # the past one
+    assert [i for i, _ in report.skipped_advisories] == ["GHSA-garbled-0001"]  # malformed: exit 2

@@ -336,6 +336,7 @@ async def audit_requirements(cache: Any, requirements: Any, *, progress: Any = N
 async def audit_input(cache: Any, parsed: ParsedInput, *, progress: Any = None) -> AuditReport:
     """Audit the dependencies of an input already read (any format) with one cache.query_many call."""
     from scancache.vulndb.query import pypi_query
+    from scancache.vulndb.records import is_withdrawn
 
     pinned = parsed.dependencies
     report = AuditReport(dependencies=pinned, skipped=parsed.skipped, sources=parsed.files,
@@ -350,7 +351,7 @@ async def audit_input(cache: Any, parsed: ParsedInput, *, progress: Any = None) 
                                           for vuln_id, reason in skipped]
         if not records:  # most pins of a large file: nothing more to do
             continue
-        active = [r for r in records if not r.get("withdrawn")]
+        active = [r for r in records if not r.get("withdrawn") or not is_withdrawn(r)]
         report.withdrawn_ignored += len(records) - len(active)
         report.findings += merge_findings(req, active)
     return report

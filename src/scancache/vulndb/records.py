@@ -7,7 +7,8 @@ is), and callers skip it with one warning naming its id. A skipped record is nev
 audit that it would have concerned reports that package's status as unknown (see audit.py).
 
 What is checked (the OSV schema, https://ossf.github.io/osv-schema/, as far as scancache relies on it):
-- `id` and `modified` non-empty strings; `withdrawn`, `summary`, `details` strings when present;
+- `id` and `modified` non-empty strings; `withdrawn`, `summary`, `details` strings when present,
+  `withdrawn` an RFC 3339 timestamp (anything else could hide a record: see is_withdrawn);
   `aliases`/`related` lists of strings;
 - `affected` present, a list of objects (records converted from NVD, which name no package, are
   exempt: `database_specific.source == "nvd"`; an empty list is valid and affects nothing);
@@ -22,16 +23,42 @@ What is checked (the OSV schema, https://ossf.github.io/osv-schema/, as far as s
 
 from __future__ import annotations
 
+import datetime as _dt
+import re
 from typing import Any
 
 from scancache.vulndb.ranges import version_key_for
 
-__all__ = ["record_problem", "record_label", "EVENT_KINDS"]
+__all__ = ["record_problem", "record_label", "is_withdrawn", "parse_rfc3339", "EVENT_KINDS"]
 
 EVENT_KINDS = frozenset({"introduced", "fixed", "last_affected", "limit"})
 #: Event kinds whose unparseable version could hide an affected range (see the module docstring).
 _MUST_PARSE = frozenset({"introduced", "last_affected"})
 _MAX_ID = 256
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+                      r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
+
+
+def parse_rfc3339(text: str) -> _dt.datetime | None:
+    """The aware datetime an RFC 3339 timestamp (`2024-05-01T12:00:00Z`, offsets, fractions) names,
+    or None for anything else (a date alone, "not-a-date", an impossible month)."""
+    if not _RFC3339.match(text):
+        return None
+    try:
+        return _dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def is_withdrawn(record: dict[str, Any], now: _dt.datetime | None = None) -> bool:
+    """Whether record was withdrawn: its `withdrawn` timestamp parses and is not in the future. A
+    future date is not withdrawn yet, and an unparseable one withdraws nothing (record_problem
+    refuses such records; one that got past it is reported, never hidden)."""
+    value = record.get("withdrawn")
+    if not value or not isinstance(value, str):
+        return False
+    when = parse_rfc3339(value)
+    return when is not None and when <= (now or _dt.datetime.now(_dt.UTC))
 
 
 def record_label(record: Any) -> str:
@@ -109,6 +136,8 @@ def record_problem(record: Any) -> str | None:
     for name in ("withdrawn", "summary", "details", "published"):
         if record.get(name) is not None and not isinstance(record[name], str):
             return f"'{name}' must be a string"
+    if record.get("withdrawn") is not None and parse_rfc3339(record["withdrawn"]) is None:
+        return "'withdrawn' must be an RFC 3339 timestamp"
     for name in ("aliases", "related"):
         if record.get(name) is not None and not _strings(record[name]):
             return f"'{name}' must be a list of strings"
