@@ -31,7 +31,31 @@ def test_an_ignore_matches_by_alias_and_says_why():
     policy = Policy([IgnoreRule("cve-2014-1402", "not reachable", None, False, "pyproject.toml")])
     outcome = apply_policy(policy, [finding("PYSEC-2014-8", "CVE-2014-1402"), finding("PYSEC-2014-82")])
     assert [f.id for f in outcome.findings] == ["PYSEC-2014-82"]
-    assert outcome.ignored[0][1] == "ignored by pyproject.toml: not reachable" and outcome.notes == []
+    assert outcome.ignored[0][1] == ("ignored by pyproject.toml: not reachable (matched through its alias "
+                                     "cve-2014-1402, not its id PYSEC-2014-8)")
+    assert outcome.notes == []
+    by_id = apply_policy(Policy([IgnoreRule("PYSEC-2014-8", "x", None, False, "cfg")]),
+                         [finding("PYSEC-2014-8", "CVE-2014-1402")])
+    assert by_id.ignored[0][1] == "ignored by cfg: x"  # its own id: nothing more to say
+
+
+def test_an_ignore_tied_to_a_package_hides_nothing_in_another_package():
+    rule = IgnoreRule("CVE-2014-1402", "only jinja2", None, False, "cfg", package="jinja2")
+    other = Finding("Evil_Pkg", "1.0", "GHSA-new-0001", ("CVE-2014-1402",), (), "", "high")
+    jinja = Finding("Jinja2", "2.4", "PYSEC-2014-8", ("CVE-2014-1402",), (), "", "high")
+    outcome = apply_policy(Policy([rule]), [other, jinja])
+    assert [f.id for f in outcome.findings] == ["GHSA-new-0001"]
+    assert [f.id for f, _ in outcome.ignored] == ["PYSEC-2014-8"]
+    parsed = parse_policy({"ignore": [{"id": "CVE-2014-1402", "package": "Jinja2"}]}, "cfg")
+    assert parsed.ignores[0].package == "jinja2"
+
+
+def test_a_baseline_match_through_an_alias_says_so():
+    policy = Policy(baseline={("pkg", "CVE-1")}, baseline_source="old.json")
+    outcome = apply_policy(policy, [finding("GHSA-new", "CVE-1"), finding("CVE-1")])
+    assert [reason for _, reason in outcome.ignored] == [
+        "in the baseline old.json (matched through its alias CVE-1, not its id GHSA-new)",
+        "in the baseline old.json"]
 
 
 def test_an_expired_ignore_stops_applying_and_is_reported():
@@ -72,6 +96,8 @@ def test_fail_on_gates_by_severity_and_unknown_fails(fail_on, severities, fails)
     ({"ignore": [{"id": "A", "until": "x"}]}, r"ignore\[1\]: unknown key"),
     ({"fail-on": "severe"}, r"fail-on 'severe'"),
     ({"ignores": []}, r"unknown audit policy key"),
+    ({"ignore": [{"id": "A", "until-fixed": "false"}]}, r"ignore\[1\]: until-fixed must be true or false"),
+    ({"ignore": [{"id": "A", "package": ""}]}, r"ignore\[1\]: package must be a package name"),
 ])
 def test_a_bad_policy_is_an_error_naming_where(table, message):
     with pytest.raises(PolicyError, match=message):

@@ -8,11 +8,12 @@ Read from `[tool.scancache.audit]` in pyproject.toml or `[audit]` in scancache's
     ignore = [
       {id = "GHSA-xxxx-xxxx-xxxx", reason = "not reachable: we never parse untrusted templates",
        expires = "2027-01-31"},
-      {id = "CVE-2024-1234", reason = "waiting for upstream", until-fixed = true},
+      {id = "CVE-2024-1234", reason = "waiting for upstream", until-fixed = true, package = "jinja2"},
     ]
 
-An ignore's id matches a finding's id or any of its aliases. An expired ignore stops applying and
-is reported; an `until-fixed` ignore stops applying once a fixed version exists; an ignore that
+An ignore's id matches a finding's id or any of its aliases (a match through an alias says so in the
+ignore's reason); an optional `package = "name"` ties it to that package. An expired ignore stops
+applying and is reported; an `until-fixed` ignore stops applying once a fixed version exists; an ignore that
 matches nothing is reported, so lists do not rot. Unknown severity counts as failing any gate.
 """
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from scancache.vulndb.inputs.base import normalize_name
 from scancache.vulndb.severity import level_rank
 
 __all__ = ["IgnoreRule", "Policy", "PolicyOutcome", "PolicyError", "load_policy", "parse_policy",
@@ -44,6 +46,7 @@ class IgnoreRule:
     expires: _dt.date | None = None
     until_fixed: bool = False
     source: str = ""
+    package: str = ""  # PEP 503 name: the ignore applies to this package only ("" for any)
 
 
 @dataclass
@@ -107,12 +110,18 @@ def parse_policy(table: dict[str, Any], source: str) -> Policy:
             entry = {"id": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"].strip():
             raise PolicyError(f"{where}: needs an id (a string)")
-        extra = sorted(set(entry) - {"id", "reason", "expires", "until-fixed", "until_fixed"})
+        extra = sorted(set(entry) - {"id", "reason", "expires", "until-fixed", "until_fixed", "package"})
         if extra:
             raise PolicyError(f"{where}: unknown key(s) {', '.join(extra)}")
+        until_fixed = entry.get("until-fixed", entry.get("until_fixed", False))
+        if not isinstance(until_fixed, bool):  # "false" (a string) would be truthy
+            raise PolicyError(f"{where}: until-fixed must be true or false, got {until_fixed!r}")
+        package = entry.get("package")
+        if package is not None and (not isinstance(package, str) or not package.strip()):
+            raise PolicyError(f"{where}: package must be a package name, got {package!r}")
         rules.append(IgnoreRule(entry["id"].strip(), str(entry.get("reason") or ""),
-                                _date(entry.get("expires"), where),
-                                bool(entry.get("until-fixed", entry.get("until_fixed", False))), where))
+                                _date(entry.get("expires"), where), until_fixed, where,
+                                normalize_name(package.strip()) if package else ""))
     return Policy(rules, fail_on)
 
 
@@ -159,8 +168,6 @@ def load_baseline(path: Path) -> set[tuple[str, str]]:
     or pip-audit JSON report; PolicyError naming the file when it is neither."""
     import json
 
-    from scancache.vulndb.inputs.base import normalize_name
-
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
@@ -183,8 +190,6 @@ def load_baseline(path: Path) -> set[tuple[str, str]]:
 def apply_policy(policy: Policy, findings: list[Any], today: _dt.date | None = None) -> PolicyOutcome:
     """Split findings into reported and ignored by the policy, with notes on expired, outdated and
     unused ignores."""
-    from scancache.vulndb.inputs.base import normalize_name
-
     today = today or _dt.date.today()
     by_id: dict[str, list[IgnoreRule]] = {}
     for rule in policy.ignores:
@@ -194,11 +199,17 @@ def apply_policy(policy: Policy, findings: list[Any], today: _dt.date | None = N
     kept, ignored = [], []
     for finding in findings:
         ids = [finding.id, *finding.aliases]
-        if policy.baseline and any((normalize_name(finding.package), i) in policy.baseline for i in ids):
-            ignored.append((finding, f"in the baseline {policy.baseline_source}".strip()))
-            continue
+        package = normalize_name(finding.package)
+        if policy.baseline:
+            known = next((i for i in ids if (package, i) in policy.baseline), None)
+            if known is not None:
+                ignored.append((finding, f"in the baseline {policy.baseline_source}".strip()
+                                + _through_alias(known, finding)))
+                continue
         reason = None
         for rule in (r for i in ids for r in by_id.get(i.upper(), ())):
+            if rule.package and rule.package != package:
+                continue
             if rule.expires is not None and rule.expires < today:
                 stopped[rule] = f"expired on {rule.expires.isoformat()}"
                 continue
@@ -206,7 +217,8 @@ def apply_policy(policy: Policy, findings: list[Any], today: _dt.date | None = N
                 stopped[rule] = f"a fix exists now ({', '.join(finding.fixed_versions)})"
                 continue
             used.add(rule)
-            reason = f"ignored by {rule.source}" + (f": {rule.reason}" if rule.reason else "")
+            reason = (f"ignored by {rule.source}" + (f": {rule.reason}" if rule.reason else "")
+                      + _through_alias(rule.id, finding))
             break
         if reason is None:
             kept.append(finding)
@@ -221,6 +233,15 @@ def apply_policy(policy: Policy, findings: list[Any], today: _dt.date | None = N
               if rule not in used and rule not in stopped
               and not (rule.expires is not None and rule.expires < today)]
     return PolicyOutcome(kept, ignored, notes)
+
+
+def _through_alias(matched: str, finding: Any) -> str:
+    """" (matched through its alias X, not its id Y)" when an ignore or baseline id named one of the
+    finding's aliases rather than its id: the record that carries the alias may not be the advisory
+    the ignore was written for (a merged or hostile record inherits ignores through its aliases)."""
+    if matched.upper() == finding.id.upper():
+        return ""
+    return f" (matched through its alias {matched}, not its id {finding.id})"
 
 
 def with_cli(policy: Policy, *, ignore_vulns: list[str], until_fixed: list[str],
