@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -276,3 +277,54 @@ def test_a_cache_directory_under_a_world_writable_non_sticky_directory_is_refuse
         disk_cache(open_dir / "cache")
     os.chmod(open_dir, 0o1777)  # sticky, as /tmp: nobody renames what is not theirs
     disk_cache(open_dir / "cache").close()
+
+
+# ---------------------------------------------------------------------- no swap on the way in
+@needs_root
+def test_a_symlink_another_user_owns_on_the_path_is_refused(shared_dir, tmp_path):
+    ours = tmp_path / "cache"
+    ours.mkdir(mode=0o700)
+    link = shared_dir / "link"
+    as_other_user(lambda: os.symlink(str(ours), str(link)))  # theirs to point anywhere, any time
+    with pytest.raises(UnsafeCacheFile, match=f"symbolic link {link} is owned by uid {OTHER_UID}"):
+        disk_cache(link)
+    os.unlink(link)
+    os.symlink(ours, link)  # the same link, ours: it stays put
+    cache = disk_cache(link)
+    assert cache.set("k", "v")
+    cache.close()
+    assert (ours / "scancache.sqlite3").exists()
+
+
+@posix_only
+def test_a_database_swapped_after_its_checks_is_refused_before_sqlite_touches_it(tmp_path, monkeypatch):
+    # The race itself, made deterministic: the directory is swapped exactly between private_file's
+    # checks and SQLite's open by path. (A swap like this needs write access to an ancestor, which
+    # the checks above refuse to other users; this is the second line.)
+    from scancache.cache import sqlite_file
+
+    root = tmp_path / "root"
+    root.mkdir(mode=0o700)
+    cache_dir, planted_dir = root / "cache", root / "planted"
+    planted_dir.mkdir(mode=0o700)
+    planted = planted_dir / "scancache.sqlite3"
+    conn = sqlite3.connect(planted)
+    conn.execute("CREATE TABLE planted (x)")
+    conn.commit()
+    conn.close()
+    os.chmod(planted, 0o600)
+    checked = sqlite_file.private_file
+
+    def check_then_swap(path: Path) -> Any:
+        identity = checked(path)
+        os.rename(cache_dir, root / "real")
+        os.rename(planted_dir, cache_dir)
+        return identity
+
+    monkeypatch.setattr(sqlite_file, "private_file", check_then_swap)
+    with pytest.raises(UnsafeCacheFile, match="replaced between its checks and SQLite's open"):
+        disk_cache(cache_dir)
+    conn = sqlite3.connect(cache_dir / "scancache.sqlite3")
+    tables = sorted(row[0] for row in conn.execute("SELECT name FROM sqlite_master"))
+    conn.close()
+    assert tables == ["planted"]  # nothing of ours was written into it

@@ -8,8 +8,12 @@ decides what the next scan believes. So, on POSIX:
   UnsafeCacheFile (a cache planted in a shared directory is never served);
 - the database is never opened through a symbolic link (O_NOFOLLOW): a planted link cannot make
   scancache create or overwrite a file wherever it points.
-Once the directory is checked (ours, writable by nobody else), no other user can swap a file in it
-between these checks and SQLite's own open: that is what closes the check-then-open race.
+- every directory on the way to the cache directory (symbolic links followed and checked too) must be
+  owned by root or this user and writable by nobody else, unless it has the sticky bit (/tmp) or is
+  group-writable for its owner's private group alone: as ssh's StrictModes, because whoever can
+  rename an entry in an ancestor can swap the checked directory for theirs between the checks and
+  SQLite's own open by path. With the whole path trusted, no other user can change what the path
+  names; sqlite_file.py also checks, right after SQLite opened the file, that it is the checked one.
 A directory or file this user cannot write raises CacheNotWritable, which the factory turns into an
 uncached run with a warning (a read-only home must not stop a scan).
 """
@@ -19,16 +23,23 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from scancache.errors import BackendError
 
-__all__ = ["CacheNotWritable", "UnsafeCacheFile", "SIDE_FILES", "private_directory", "private_file"]
+__all__ = ["CacheNotWritable", "FileIdentity", "UnsafeCacheFile", "SIDE_FILES", "check_opened",
+           "private_directory", "private_file", "trusted_path"]
+
+#: (st_dev, st_ino): which file a path named when it was checked.
+FileIdentity = tuple[int, int]
+_MAX_LINKS = 40  # symbolic links followed on one path, as the kernel's ELOOP limit
 
 #: The files SQLite keeps beside a database (write-ahead log, shared memory, rollback journal).
 SIDE_FILES = ("-wal", "-shm", "-journal")
 _POSIX = os.name == "posix"
 _NOT_WRITABLE = frozenset((errno.EACCES, errno.EPERM, errno.EROFS))
+#: SQLite's side files created (empty, 0600) by us before SQLite would: never by someone else first.
+_PRECREATED = ("-wal", "-shm")
 
 
 class UnsafeCacheFile(BackendError):
@@ -69,6 +80,7 @@ def private_directory(path: Path) -> None:
         raise BackendError(f"cannot create cache directory {path}: {exc.strerror or exc}") from None
     if not _POSIX:
         return
+    trusted_path(path)
     try:
         info = os.stat(path)  # follows a link: what matters is the directory the files go in
     except OSError as exc:
@@ -76,42 +88,20 @@ def private_directory(path: Path) -> None:
     if not stat.S_ISDIR(info.st_mode):
         raise BackendError(f"cache directory {path} is not a directory")
     _check(path, info, "cache directory")
-    _check_ancestors(path)
     if not os.access(path, os.W_OK | os.X_OK):
         raise CacheNotWritable(f"cache directory {path} is not writable by this user")
 
 
-def _check_ancestors(path: Path) -> None:
-    """Refuse a cache directory below one that another user could rename it out of (ssh's
-    StrictModes): every ancestor must belong to root or this user, and one that group or others may
-    write must be sticky (/tmp), where nobody renames what is not theirs. Otherwise a checked
-    directory could be swapped for another user's between the checks and SQLite's open."""
-    uid = os.geteuid()
-    for ancestor in Path(os.path.realpath(path)).parents:
-        try:
-            info = os.stat(ancestor)
-        except OSError:
-            continue
-        if info.st_uid not in (0, uid):
-            raise UnsafeCacheFile(
-                f"refusing cache directory {path}: its parent {ancestor} is owned by uid "
-                f"{info.st_uid}, who could swap the cache for their own (use a cache_dir of your own)")
-        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
-            raise UnsafeCacheFile(
-                f"refusing cache directory {path}: its parent {ancestor} is writable by group or others "
-                f"without the sticky bit (mode {stat.S_IMODE(info.st_mode):04o}), so another user could "
-                f"swap the cache for their own")
-
-
-def private_file(path: Path) -> None:
+def private_file(path: Path) -> FileIdentity | None:
     """Make sure path is a regular file of ours with mode 0600, creating it (empty) if absent, and
-    check SQLite's side files beside it; never follows a symbolic link.
+    check SQLite's side files beside it (creating -wal and -shm 0600 before SQLite would); never
+    follows a symbolic link. Returns the file's identity for check_opened (None off POSIX).
 
     Raises UnsafeCacheFile for a link, another user's file or one group/others may write;
     CacheNotWritable when this user cannot create or write it.
     """
     if not _POSIX:
-        return
+        return None
     for suffix in SIDE_FILES:
         _check_side_file(Path(f"{path}{suffix}"))
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -135,6 +125,128 @@ def private_file(path: Path) -> None:
             os.fchmod(fd, 0o600)  # ours, but others could read what a scan found: narrow it
     finally:
         os.close(fd)
+    for suffix in _PRECREATED:
+        _create_side_file(Path(f"{path}{suffix}"))
+    return info.st_dev, info.st_ino
+
+
+def check_opened(path: Path, identity: FileIdentity | None) -> None:
+    """Right after SQLite opened path: the file there now is still a private regular file of ours in
+    a trusted directory, and the very file private_file checked (identity) when one is given.
+
+    Raises UnsafeCacheFile otherwise: something swapped the file or a directory on its way between
+    the check and SQLite's open by path.
+    """
+    if not _POSIX:
+        return
+    trusted_path(path.parent)
+    _check_existing(path, "cache file")
+    for suffix in SIDE_FILES:
+        _check_existing(Path(f"{path}{suffix}"), "cache file")
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except OSError as exc:
+        raise UnsafeCacheFile(f"refusing cache file {path}: it went away while SQLite opened it "
+                              f"({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode) or (
+            identity is not None and (info.st_dev, info.st_ino) != identity):
+        raise UnsafeCacheFile(f"refusing cache file {path}: it was replaced between its checks and "
+                              f"SQLite's open (a directory on its path swapped?)")
+
+
+def _create_side_file(path: Path) -> None:
+    """Create an empty 0600 side file unless one exists (then _check_side_file already vetted it)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        if exc.errno in _NOT_WRITABLE:
+            raise CacheNotWritable(f"cannot write cache file {path}: {exc.strerror}") from None
+        raise BackendError(f"cannot create cache file {path}: {exc.strerror or exc}") from None
+
+
+def trusted_path(directory: Path) -> None:
+    """Refuse directory unless every directory on its path, from /, is one no other user can rename
+    entries in (see the module docstring); symbolic links on the way are followed and must be owned
+    by root or this user. Raises UnsafeCacheFile naming the first untrusted one, BackendError when
+    the path does not resolve."""
+    if not _POSIX:
+        return
+    uid = os.geteuid()
+    current = PurePosixPath("/")
+    _check_ancestor(current, _lstat(current), uid)
+    pending = list(PurePosixPath(os.path.abspath(directory)).parts[1:])
+    links = 0
+    while pending:
+        name = pending.pop(0)
+        if name in ("", "."):
+            continue
+        if name == "..":
+            current = current.parent  # current is a real directory: its parent is too
+            continue
+        candidate = current / name
+        info = _lstat(candidate)
+        if stat.S_ISLNK(info.st_mode):
+            links += 1
+            if links > _MAX_LINKS:
+                raise BackendError(f"cannot use cache directory {directory}: too many symbolic links")
+            _check_owner(candidate, info, uid, directory)  # its directory is trusted: it stays put
+            target = PurePosixPath(os.readlink(candidate))
+            if target.is_absolute():
+                current = PurePosixPath("/")
+            pending[:0] = [part for part in target.parts if part != "/"]
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            raise BackendError(f"cannot use cache directory {directory}: {candidate} is not a directory")
+        _check_ancestor(candidate, info, uid, directory)
+        current = candidate
+
+
+def _lstat(path: PurePosixPath) -> os.stat_result:
+    try:
+        return os.lstat(path)
+    except OSError as exc:
+        raise BackendError(f"cannot use cache directory {path}: {exc.strerror or exc}") from None
+
+
+def _check_owner(path: PurePosixPath, info: os.stat_result, uid: int, wanted: Path | None) -> None:
+    if info.st_uid not in (0, uid):
+        what = "symbolic link" if stat.S_ISLNK(info.st_mode) else "parent"
+        raise UnsafeCacheFile(
+            f"refusing cache directory {wanted or path}: its {what} {path} is owned by uid "
+            f"{info.st_uid}, who could swap the cache for their own (use a cache_dir whose every "
+            f"parent belongs to you or root)")
+
+
+def _check_ancestor(path: PurePosixPath, info: os.stat_result, uid: int,
+                    wanted: Path | None = None) -> None:
+    """A directory on the cache's path: owned by root or us; writable by others only when sticky
+    (others cannot rename what is not theirs) or group-writable for the owner's private group."""
+    _check_owner(path, info, uid, wanted)
+    mode = info.st_mode
+    if mode & stat.S_ISVTX or not mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return
+    if not mode & stat.S_IWOTH and _private_group(info.st_uid, info.st_gid):
+        return
+    raise UnsafeCacheFile(
+        f"refusing cache directory {wanted or path}: its parent {path} is writable by group or "
+        f"others without the sticky bit (mode {stat.S_IMODE(mode):04o}), so another user could swap "
+        f"the cache for their own; run chmod go-w on it or use another cache_dir")
+
+
+def _private_group(owner: int, gid: int) -> bool:
+    """True when gid is owner's own group with no other member (a user private group, umask 002)."""
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwuid(owner)
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return user.pw_gid == gid and set(group.gr_mem) <= {user.pw_name}
 
 
 def _check_existing(path: Path, what: str) -> None:

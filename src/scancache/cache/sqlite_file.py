@@ -19,7 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from scancache.cache.private_files import CacheNotWritable, private_directory, private_file
+from scancache.cache.private_files import (
+    CacheNotWritable,
+    FileIdentity,
+    check_opened,
+    private_directory,
+    private_file,
+)
 from scancache.errors import BackendError
 
 __all__ = ["BUSY_TIMEOUT_SECONDS", "SCHEMA_VERSION", "connect", "immediate", "is_busy", "open_database",
@@ -59,8 +65,14 @@ def is_busy(exc: BaseException) -> bool:
     return _code(exc) in _BUSY_CODES or "locked" in str(exc) or "busy" in str(exc)
 
 
-def connect(path: Path, busy_timeout_seconds: float) -> sqlite3.Connection:
-    """A new autocommit connection to path with the cache's pragmas; it waits busy_timeout on locks."""
+def connect(path: Path, busy_timeout_seconds: float,
+            identity: FileIdentity | None = None) -> sqlite3.Connection:
+    """A new autocommit connection to path with the cache's pragmas; it waits busy_timeout on locks.
+
+    SQLite opens the file by path as it connects: before anything is read or written, check_opened
+    makes sure the path still names a private file of ours in a trusted directory (the file
+    private_file checked, when identity is given), else UnsafeCacheFile.
+    """
     conn = sqlite3.connect(
         path,
         timeout=busy_timeout_seconds,
@@ -69,6 +81,7 @@ def connect(path: Path, busy_timeout_seconds: float) -> sqlite3.Connection:
         cached_statements=64,
     )
     try:
+        check_opened(path, identity)
         conn.execute("PRAGMA synchronous=NORMAL")
         # A checkpoint fsyncs the database: every 4,000 WAL pages (~16 MB) instead of SQLite's 1,000
         # makes small writes ~15% cheaper; readers barely notice the longer WAL.
@@ -90,11 +103,11 @@ def open_database(path: Path, busy_timeout_seconds: float) -> sqlite3.Connection
     """
     private_directory(path.parent)
     for attempt in range(2):
-        private_file(path)  # again after a move aside: the new file must be private too
+        identity = private_file(path)  # again after a move aside: the new file must be private too
         inode = _inode(path)
         conn = None
         try:
-            conn = connect(path, busy_timeout_seconds)
+            conn = connect(path, busy_timeout_seconds, identity)
             _init_schema(conn, path)
         except sqlite3.DatabaseError as exc:
             if conn is not None:
@@ -148,6 +161,8 @@ def _move_aside(path: Path, inode: int | None, exc: BaseException) -> None:
                            f"and cannot be moved aside: {move_exc}") from None
     for suffix in ("-wal", "-shm"):
         try:
+            if os.lstat(f"{path}{suffix}").st_size == 0:
+                continue  # empty (as private_file creates them): nothing of the old file, it can stay
             os.replace(f"{path}{suffix}", f"{backup}{suffix}")
         except OSError:
             pass
