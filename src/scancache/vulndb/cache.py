@@ -131,7 +131,8 @@ class VulnerabilityDBCache:
             cfg = self.config
             # The OSV semaphores bound what is in flight; a few more for NVD and retries.
             self._transport = make_transport(self._http_client, timeout_seconds=cfg.timeout_seconds,
-                                             connections=cfg.osv_concurrency + 8)
+                                             connections=cfg.osv_concurrency + 8,
+                                             max_body_bytes=cfg.max_response_bytes)
             self._json = JSONClient(self._transport, max_retries=cfg.max_retries,
                                     backoff_base_seconds=cfg.backoff_base_seconds,
                                     backoff_max_seconds=cfg.backoff_max_seconds, sleep=self.sleep)

@@ -49,7 +49,8 @@ class VulnDBConfig(CacheConfig):
     backoff_base_seconds * 2**attempt, or Retry-After; both capped at backoff_max_seconds.
     OSV: osv_batch_size queries per /v1/querybatch (OSV's limit is 1,000), osv_concurrency requests
     in flight. NVD: nvd_page_size rows per page (at most 2,000). mirror_path: an OSVMirror file that
-    answers package, commit and cve_id queries offline. max_size defaults higher than CacheConfig's
+    answers package, commit and cve_id queries offline. max_response_bytes (64 MiB) caps one answer's
+body: a larger one is a VulnDBError naming the endpoint. max_size defaults higher than CacheConfig's
     because every record is an entry of its own.
     """
 
@@ -70,6 +71,8 @@ class VulnDBConfig(CacheConfig):
     osv_concurrency: int = 50
     nvd_page_size: int = 2000
     mirror_path: str | os.PathLike[str] | None = None
+    #: Largest OSV/NVD answer body read; a bigger one fails the run (VulnDBError), never the memory.
+    max_response_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,6 +97,8 @@ class VulnDBConfig(CacheConfig):
                 "osv_concurrency", "must be an integer >= 1")
         require(isinstance(self.nvd_page_size, int) and 1 <= self.nvd_page_size <= 2000,
                 "nvd_page_size", "must be an integer from 1 to 2000 (NVD's limit)")
+        require(isinstance(self.max_response_bytes, int) and not isinstance(self.max_response_bytes, bool)
+                and self.max_response_bytes >= 1, "max_response_bytes", "must be an integer >= 1")
         if self.mirror_path is not None:
             require(isinstance(self.mirror_path, str | os.PathLike), "mirror_path",
                     f"must be a path, got {self.mirror_path!r}")

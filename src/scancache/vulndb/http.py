@@ -2,7 +2,8 @@
 
 Retried: timeouts, connection errors (refused, reset, dropped mid-body), 429, 5xx, and bodies that
 are not the JSON shape the caller expects (a truncated or garbled answer is usually transient).
-Not retried: other 4xx (a 404 is returned to the caller as None). After the last attempt a
+Not retried: other 4xx (a 404 is returned to the caller as None) and an answer over the size
+limit (the transport's max_body_bytes). After the last attempt a
 VulnDBError names the endpoint. Sleeping goes through an injectable function so tests never wait.
 """
 
@@ -140,6 +141,8 @@ class JSONClient:
             except Malformed as exc:
                 reason, malformed = f"malformed response: {exc}", True
             except TransportFailure as exc:
+                if exc.kind == "too_large":  # asking again would read it again: fail closed now
+                    raise VulnDBError(endpoint, str(exc)) from None
                 # The client library's text may quote the URL, credentials and all.
                 reason = {"timeout": "timed out", "decode": "malformed response"}.get(
                     exc.kind, "connection failed") + f" ({redact_text(str(exc))})"

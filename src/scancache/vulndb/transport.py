@@ -9,16 +9,41 @@ HTTP/2 where the server offers it (ALPN), multiplexing the GETs over one connect
 httpx.AsyncClient passed by the caller is used as it is and never closed here.
 
 Failures are one exception, TransportFailure, whose `kind` says what the retry policy needs:
-"timeout", "connection" (refused, reset, dropped or cut short mid-body) or "decode" (a body that
-cannot be decompressed). Each transport imports its client library only when built.
+"timeout", "connection" (refused, reset, dropped or cut short mid-body), "decode" (a body that
+cannot be decompressed) or "too_large" (a body over max_body_bytes: read as a stream and dropped at
+the limit, so a hostile server cannot make an audit hold gigabytes). Each transport imports its
+client library only when built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-__all__ = ["Transport", "TransportFailure", "PyreqwestTransport", "HttpxTransport", "make_transport"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Transport", "TransportFailure", "PyreqwestTransport",
+           "HttpxTransport", "make_transport"]
+
+#: Largest answer body read (decompressed): OSV's answers are kilobytes to a few megabytes.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def _too_large(limit: int) -> TransportFailure:
+    return TransportFailure("too_large", f"answer larger than {limit} bytes (max_response_bytes)")
+
+
+async def _read_capped(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
+    """The body from chunks, or TransportFailure("too_large") as soon as it (or its declared
+    Content-Length) passes limit."""
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    parts: list[bytes] = []
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(limit)
+        parts.append(bytes(chunk))
+    return b"".join(parts)
 
 
 class TransportFailure(Exception):
@@ -44,10 +69,12 @@ class Transport:
 class PyreqwestTransport(Transport):
     """pyreqwest with up to `connections` connections, built on first use (inside the event loop)."""
 
-    def __init__(self, *, timeout_seconds: float, connections: int, user_agent: str = "scancache") -> None:
+    def __init__(self, *, timeout_seconds: float, connections: int, user_agent: str = "scancache",
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.timeout_seconds = timeout_seconds
         self.connections = connections
         self.user_agent = user_agent
+        self.max_body_bytes = max_body_bytes
         self._client: Any = None
 
     def _open(self) -> Any:
@@ -72,8 +99,16 @@ class PyreqwestTransport(Transport):
         if json is not None:
             builder = builder.body_json(json)
         try:
-            response = await builder.build().send()
-            return response.status, response.headers, bytes(await response.bytes())
+            async with builder.build_streamed() as response:
+                reader = response.body_reader
+
+                async def chunks() -> AsyncIterator[bytes]:
+                    while (chunk := await reader.read_chunk()) is not None:
+                        yield chunk
+
+                body = await _read_capped(chunks(), response.headers.get("content-length"),
+                                          self.max_body_bytes)
+                return response.status, response.headers, body
         except errors.RequestTimeoutError as exc:
             raise TransportFailure("timeout", type(exc).__name__) from None
         except errors.DecodeError as exc:
@@ -90,16 +125,20 @@ class PyreqwestTransport(Transport):
 class HttpxTransport(Transport):
     """A caller's httpx.AsyncClient (never closed here)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.client = client
+        self.max_body_bytes = max_body_bytes
 
     async def send(self, method: str, url: str, *, json: Any = None, params: Mapping[str, str] | None = None,
                    headers: Mapping[str, str] | None = None) -> tuple[int, Mapping[str, str], bytes]:
         import httpx
 
         try:
-            response = await self.client.request(method, url, json=json, params=params, headers=headers)
-            return response.status_code, response.headers, response.content
+            async with self.client.stream(method, url, json=json, params=params,
+                                          headers=headers) as response:
+                body = await _read_capped(response.aiter_bytes(), response.headers.get("content-length"),
+                                          self.max_body_bytes)
+                return response.status_code, response.headers, body
         except httpx.DecodingError as exc:
             raise TransportFailure("decode", str(exc)) from None
         except httpx.TimeoutException as exc:
@@ -108,11 +147,13 @@ class HttpxTransport(Transport):
             raise TransportFailure("connection", f"{type(exc).__name__}: {exc}") from None
 
 
-def make_transport(client: Any, *, timeout_seconds: float, connections: int) -> Transport:
+def make_transport(client: Any, *, timeout_seconds: float, connections: int,
+                   max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Transport:
     """The transport for a caller's client (an httpx.AsyncClient, or a Transport of their own), or a
-    new pyreqwest one when client is None."""
+    new pyreqwest one when client is None; bodies over max_body_bytes fail as "too_large"."""
     if client is None:
-        return PyreqwestTransport(timeout_seconds=timeout_seconds, connections=connections)
+        return PyreqwestTransport(timeout_seconds=timeout_seconds, connections=connections,
+                                  max_body_bytes=max_body_bytes)
     if isinstance(client, Transport):
         return client
-    return HttpxTransport(client)
+    return HttpxTransport(client, max_body_bytes)
