@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -125,6 +126,42 @@ def test_history_and_metrics_with_alert_gauge(client: httpx.Client, demo_cache: 
     assert "scancache_cache_hits_total" in text
     schema = client.get("/openapi.json").json()
     assert "/api/caches/{namespace}/keys" in schema["paths"]
+
+
+def test_stats_and_frames_carry_each_resolver_of_a_dns_pool() -> None:
+    from scancache.dns.cache import DNSCache
+    from scancache.dns.pool import ResolverPool
+    from scancache.testing.dns_server import LoopbackDNSServer
+
+    names = {f"host{i}.pool.test": f"192.0.2.{i}" for i in range(1, 21)}
+    with LoopbackDNSServer(names) as honest, LoopbackDNSServer(names) as refuser:
+        refuser.refuse()
+        pool = ResolverPool([honest.address, refuser.address], timeout_seconds=2.0, attempts=3,
+                            rng=random.Random(18))  # seeded: the refuser is asked, the honest one answers
+        dns = DNSCache(CacheConfig(cache_type=CacheType.MEMORY), upstream=pool)
+
+        async def scan() -> None:
+            for name in names:
+                assert await dns.resolve(name) == [names[name]]
+
+        asyncio.run(scan())
+        registry = metrics.MetricsRegistry()
+        registry.register_cache("dns", dns)
+        running = serve_dashboard(caches=[dns], collect=lambda: metrics.get_monitoring_data(registry),
+                                  interval=0.2)
+        try:
+            with httpx.Client(base_url=running.url, timeout=10) as http:
+                resolvers = http.get("/api/stats").json()["caches"]["dns"]["resolvers"]
+                frames = http.get("/api/history").json()
+        finally:
+            running.stop()
+            dns.close()
+    assert set(resolvers) == {honest.address, refuser.address}
+    good, bad = resolvers[honest.address], resolvers[refuser.address]
+    assert good["answered"] >= len(names) and good["errors"] == good["timeouts"] == 0
+    assert good["mean_latency_ms"] > 0 and good["weight"] > bad["weight"]
+    assert bad["sent"] >= 1 and bad["answered"] == 0 and bad["errors"] == bad["sent"]
+    assert set(frames[-1]["caches"]["dns"]["resolvers"]) == set(resolvers)  # what the page draws
 
 
 # ------------------------------------------------------------------------------------ security

@@ -4,6 +4,7 @@ it loads with no request leaving the machine, and its numbers move while a loopb
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from scancache import metrics  # noqa: E402
 from scancache.config import CacheConfig, CacheType  # noqa: E402
 from scancache.dashboard import AlertRules, serve_dashboard  # noqa: E402
 from scancache.dns.cache import DNSCache  # noqa: E402
+from scancache.dns.pool import ResolverPool  # noqa: E402
 from scancache.testing.dns_server import LoopbackDNSServer  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -58,13 +60,25 @@ def _scan_until(stop: threading.Event, dns: DNSCache) -> None:
     asyncio.run(main())
 
 
+async def _resolve_all(dns: DNSCache, names: list[str]) -> None:
+    for name in names:
+        assert await dns.resolve(name) == ["192.0.2.7"]
+
+
 @pytest.mark.timeout(240)
 def test_page_shows_live_numbers_while_a_scan_runs(browser: object, tmp_path: Path) -> None:
-    with LoopbackDNSServer({name: "192.0.2.7" for name in NAMES}) as dns_server:
+    with LoopbackDNSServer({name: "192.0.2.7" for name in NAMES}) as dns_server, \
+            LoopbackDNSServer({name: "192.0.2.7" for name in NAMES}) as second_server:
         dns = DNSCache(CacheConfig(cache_type=CacheType.MEMORY, enable_metrics=False),
                        nameservers=[dns_server.address])
+        # A second DNS cache over a resolver pool of both servers: its card has a per-resolver table.
+        pooled = DNSCache(CacheConfig(cache_type=CacheType.MEMORY, enable_metrics=False),
+                          upstream=ResolverPool([dns_server.address, second_server.address],
+                                                    rng=random.Random(18)))
+        asyncio.run(_resolve_all(pooled, NAMES[:20]))
         registry = metrics.MetricsRegistry()
         registry.register_cache("dns", dns)
+        registry.register_cache("dns-pool", pooled)
         server = serve_dashboard(caches=[dns], collect=lambda: metrics.get_monitoring_data(registry),
                                  alerts=AlertRules(hit_rate_below=0.5, hit_rate_for_seconds=30))
         stop = threading.Event()
@@ -85,6 +99,11 @@ def test_page_shows_live_numbers_while_a_scan_runs(browser: object, tmp_path: Pa
             alert = browser.find_element(By.CSS_SELECTOR, 'tr[data-alert="hit_rate_low"]')  # type: ignore[attr-defined]
             assert alert.get_attribute("data-firing") == "0"
             assert browser.find_elements(By.CSS_SELECTOR, ".uplot canvas")  # type: ignore[attr-defined]
+            rows = browser.find_elements(  # type: ignore[attr-defined]
+                By.CSS_SELECTOR, '[data-cache="dns-pool"] table.resolvers tr[data-resolver]')
+            assert sorted(r.get_attribute("data-resolver") for r in rows) == \
+                sorted([dns_server.address, second_server.address])
+            assert all(int(r.find_elements(By.TAG_NAME, "td")[1].text) >= 1 for r in rows)  # sent
             shot = tmp_path / "dashboard.png"
             assert browser.save_screenshot(str(shot))  # type: ignore[attr-defined]
             print(f"dashboard screenshot: {shot}")
@@ -98,3 +117,4 @@ def test_page_shows_live_numbers_while_a_scan_runs(browser: object, tmp_path: Pa
                 scanner.join(30)
             server.stop()
             asyncio.run(dns.aclose())
+            asyncio.run(pooled.aclose())

@@ -88,6 +88,19 @@
       cells[f[0]] = [value, f[2]];
     });
     box.appendChild(figures);
+    var resolvers = null;  // a DNS cache over a resolver pool: one row per resolver
+    if (cache.resolvers && typeof cache.resolvers === "object") {
+      var table = make("table", "resolvers");
+      var head = make("tr");
+      [["resolver", "address:port"], ["sent", "queries sent"], ["answered", "answers received"],
+       ["t/o", "timeouts"], ["err", "errors (SERVFAIL, REFUSED, ...)"], ["ms", "mean latency of answers, ms"],
+       ["health", "pool weight: decayed success ratio"]].forEach(function (h) {
+        head.appendChild(make("th", "", h[0])).title = h[1];
+      });
+      table.appendChild(make("thead")).appendChild(head);
+      resolvers = table.appendChild(make("tbody"));
+      box.appendChild(make("div", "table-scroll")).appendChild(table);
+    }
     var plot = make("div", "chart");
     box.appendChild(plot);
     $(section).appendChild(box);
@@ -101,7 +114,7 @@
         return { label: s.label, stroke: s.stroke, width: 1.5, points: { show: false } };
       }))
     }, data, plot);
-    var entry = { cells: cells, chart: chart, data: data };
+    var entry = { cells: cells, chart: chart, data: data, resolvers: resolvers };
     cards[id] = entry;
     return entry;
   }
@@ -120,6 +133,19 @@
       cell[0].textContent = cell[1](cache);
     });
     entry.chart.setData(entry.data);
+    if (entry.resolvers) renderResolvers(entry.resolvers, cache.resolvers || {});
+  }
+
+  // health: the pool's weight (decayed success ratio, 0..1) as a percentage; "trusted" re-checks answers.
+  function renderResolvers(tbody, resolvers) {
+    fill(tbody, Object.keys(resolvers).map(function (address) {
+      var r = resolvers[address] || {};
+      var tr = row([address, num(r.sent), num(r.answered), num(r.timeouts), num(r.errors),
+                    num(r.mean_latency_ms, 1), pct(r.weight) + (r.trusted ? " trusted" : "")],
+                   typeof r.weight === "number" && r.weight < 0.5 ? "firing" : "");
+      tr.dataset.resolver = address;
+      return tr;
+    }));
   }
 
   function addFrame(frame, draw) {
