@@ -274,3 +274,12 @@ def test_the_command_refuses_a_public_address_without_a_token(tmp_path: Path) ->
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2
     assert "needs a token" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_latency_figures_are_reads_only() -> None:
+    from scancache.dashboard.sampler import _latency
+
+    write_only = {"latency": {"set": {"p50_us": 9.0, "p90_us": 10.0, "p99_us": 11.0}}}
+    assert _latency(write_only) == {}
+    both = {"latency": {"set": {"p50_us": 9.0}, "get_many": {"p50_us": 2.0, "p90_us": 3.0, "p99_us": 4.0}}}
+    assert _latency(both) == {"p50": 2.0, "p90": 3.0, "p99": 4.0}

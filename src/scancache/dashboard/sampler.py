@@ -37,9 +37,10 @@ def _number(value: Any) -> float | None:
 
 
 def _latency(stats: Mapping[str, Any]) -> dict[str, float]:
-    """p50/p90/p99 in microseconds of the cache's reads (get, else the first operation sampled)."""
+    """p50/p90/p99 in microseconds of the cache's reads (get, else get_many; nothing when no read
+    was timed, so a write's latency is never shown under the read labels)."""
     latency = stats.get("latency") or {}
-    figures = latency.get("get") or next(iter(latency.values()), None) if latency else None
+    figures = latency.get("get") or latency.get("get_many")
     if not isinstance(figures, Mapping):
         return {}
     return {q: figures[f"{q}_us"] for q in ("p50", "p90", "p99")
