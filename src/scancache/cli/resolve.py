@@ -238,7 +238,7 @@ class _Run:
             self.meter.advance(steps)
 
     async def run(self, dns: Any, meter: ProgressMeter) -> None:
-        from scancache.dns.bulk import stream
+        from scancache.dns.bulk import gathered_writes, stream
 
         self.meter = meter
         query, check, state = dns.query, dns.check_wildcard, self.state
@@ -263,19 +263,21 @@ class _Run:
         tick()
         source = self.items_async() if self.args.input == "-" else self.items()
         flush = sys.stdout.flush
-        try:
-            async for (seq, name, rdtype), result in stream(checked if detect else lookup, source,
-                                                           on_idle=flush,
-                                                           concurrency=self.args.concurrency):
-                row = _row(name, result, rdtype)
-                if "error" in row:
-                    state.failures += 1
-                if not (drop_wildcards and row.get("wildcard")):
-                    self._emit(seq, row)
-                state.finished(seq)
-                meter.advance()
-        finally:
-            ticker[0].cancel()
+        # Answers are stored in batches (one set_many) while the run goes on; see dns/bulk.py.
+        async with gathered_writes(dns):
+            try:
+                async for (seq, name, rdtype), result in stream(checked if detect else lookup, source,
+                                                               on_idle=flush,
+                                                               concurrency=self.args.concurrency):
+                    row = _row(name, result, rdtype)
+                    if "error" in row:
+                        state.failures += 1
+                    if not (drop_wildcards and row.get("wildcard")):
+                        self._emit(seq, row)
+                    state.finished(seq)
+                    meter.advance()
+            finally:
+                ticker[0].cancel()
 
 
 def _open_pool(args: argparse.Namespace, settings: Any) -> Any:

@@ -3,11 +3,17 @@
 A fixed pool of `concurrency` worker tasks (not one task per name) pulls names and appends results
 to a deque the caller drains (cheaper than asyncio.Queue's coroutines); a slow consumer pauses the
 workers once results pile up, so memory stays flat however many names there are.
+
+On a cache that is not memory-only, a bulk run stores its answers through Cache.write_behind()
+(gathered_writes): one set_many per few hundred answers or few milliseconds instead of one
+transaction per answer (issue 19). An answer not yet stored when the process is killed was never
+acknowledged; the next run simply asks for it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,7 +24,7 @@ if TYPE_CHECKING:
     from scancache.dns.cache import DNSCache
     from scancache.dns.result import DNSResult
 
-__all__ = ["resolve_many", "query_many", "stream"]
+__all__ = ["resolve_many", "query_many", "stream", "gathered_writes"]
 
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")  # one item of the input
@@ -30,8 +36,8 @@ def resolve_many(dns: DNSCache, names: Iterable[str], *, concurrency: int = 256,
                  ) -> AsyncIterator[tuple[str, list[str] | DNSError]]:
     """(name, addresses | DNSError) for each name as it completes; see DNSCache.resolve_many."""
     resolve = dns.resolve
-    return stream(lambda name: resolve(name, rdtype), names, concurrency=concurrency,
-                  progress=progress)
+    return _storing(dns, stream(lambda name: resolve(name, rdtype), names,
+                                concurrency=concurrency, progress=progress))
 
 
 def query_many(dns: DNSCache, names: Iterable[str], *, concurrency: int = 256,
@@ -40,8 +46,31 @@ def query_many(dns: DNSCache, names: Iterable[str], *, concurrency: int = 256,
                ) -> AsyncIterator[tuple[str, DNSResult | DNSError]]:
     """(name, DNSResult | DNSError) for each name as it completes; see DNSCache.query_many."""
     query = dns.query
-    return stream(lambda name: query(name, rdtype), names, concurrency=concurrency,
-                  progress=progress)
+    return _storing(dns, stream(lambda name: query(name, rdtype), names,
+                                concurrency=concurrency, progress=progress))
+
+
+@contextlib.asynccontextmanager
+async def gathered_writes(dns: DNSCache) -> AsyncIterator[None]:
+    """While the block runs, dns stores new answers with Cache.write_behind() (batched, off the
+    event loop); on leaving, everything gathered is stored. A no-op on a memory-only cache (a dict
+    write is already cheap) and inside another gathered_writes block on the same dns."""
+    if dns._memory_only or dns._writes is not None:
+        yield
+        return
+    dns._writes = writes = dns.cache.write_behind()
+    try:
+        yield
+    finally:
+        dns._writes = None
+        await writes.aclose()
+
+
+async def _storing(dns: DNSCache, results: AsyncIterator[T]) -> AsyncIterator[T]:
+    """results, with the answers they fetched stored through gathered_writes."""
+    async with gathered_writes(dns):
+        async for result in results:
+            yield result
 
 
 async def stream(lookup: Callable[[ItemT], Awaitable[T]],

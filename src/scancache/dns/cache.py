@@ -37,6 +37,7 @@ from scancache.dns.wire import AAAA, A
 from scancache.errors import DNSError
 
 if TYPE_CHECKING:
+    from scancache.cache.write_behind import WriteBehind
     from scancache.dns.wildcard import WildcardDetector
 
 __all__ = ["DNSCache", "as_dns_config", "source_id", "PREFETCH_FRACTION", "REFRESH_BACKOFF_SECONDS"]
@@ -140,6 +141,8 @@ class DNSCache:
         self._refreshing: set[str] = set()
         self._backoff: dict[str, float] = {}  # key -> no background refresh before this time
         self._tasks: set[asyncio.Task[None]] = set()
+        # While a bulk run (dns/bulk.py) is on, answers are stored through its gathered writes.
+        self._writes: WriteBehind | None = None
         self.prefetches = 0
         self.stale_served = 0
         self.background_refreshes = 0
@@ -306,6 +309,8 @@ class DNSCache:
         value = self._merge(await self.upstream.lookup(name, self._qtypes[rdtype or None]))
         if self._memory_only:  # a dict write never blocks: skip the coroutine hop
             self.cache.set(key, value, value[1], stale_ttl=self._stale_ttl)
+        elif self._writes is not None:  # a bulk run: stored with its batch, one set_many
+            self._writes.put(key, value, value[1], stale_ttl=self._stale_ttl)
         else:
             await self.cache.aset(key, value, value[1], stale_ttl=self._stale_ttl)
         if self._backoff:
@@ -456,6 +461,8 @@ class DNSCache:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._writes is not None:  # a bulk run left unfinished: store what it gathered
+            await self._writes.aclose()
         self.upstream.close()
         if self._owns_cache:
             await self.cache.aclose()

@@ -1,0 +1,103 @@
+"""Whole `scancache` processes on N names: the memory cache against the disk cache, in one run (issue 19).
+
+A loopback dnsmasq (scancache.testing.dnsmasq, its own process) answers A and AAAA for every name
+under *.bench.test with a 300 s TTL. For `resolve -i FILE` and `cache warm --hosts FILE` each
+process is timed from start to exit:
+  cold memory      a fresh memory cache (every name asked upstream)
+  cold disk        a fresh disk cache directory (every name asked upstream and stored)
+  warm disk        the same command again on that directory (0 queries expected)
+Printed: seconds per run and the ratios against the issue's targets
+  cold disk / cold memory   (target <= 1.2)
+  warm disk seconds          (target < 1.5 s for 100,000 names)
+(that a warm run sends 0 queries is tests/test_dns_bulk_writes.py's job). Each figure is the
+median of --rounds rounds (memory and disk interleaved), since the machine may be shared.
+Run: python benchmarks/bench_cli.py [--names 100000] [--rounds 1] [--concurrency 256] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from scancache.testing.dnsmasq import Dnsmasq, dnsmasq_path
+
+ZONE = "bench.test"
+OPTIONS = [f"--address=/{ZONE}/198.51.100.1", f"--address=/{ZONE}/2001:db8::1", "--local-ttl=300"]
+
+
+def _run(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Seconds one `scancache` process took from start to exit, and its stdout's last line."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "scancache", *argv], env=env, text=True,
+                          capture_output=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"scancache {' '.join(argv[:3])} ... exited {done.returncode}: "
+                         f"{done.stderr.strip()[-500:]}")
+    lines = done.stdout.strip().splitlines()
+    return seconds, lines[-1] if lines else ""
+
+
+def _command(kind: str, hosts: str, server: str, concurrency: int) -> list[str]:
+    if kind == "resolve":
+        return ["resolve", "-i", hosts, "--nameserver", server, "--concurrency", str(concurrency)]
+    return ["cache", "warm", "--hosts", hosts, "--nameserver", server]
+
+
+def measure(names: int, rounds: int, concurrency: int) -> dict[str, Any]:
+    """{command: {cold_memory, cold_disk, warm_disk (seconds), cold_disk_over_memory}}."""
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as scratch, Dnsmasq(OPTIONS) as server:
+        hosts = os.path.join(scratch, "hosts.txt")
+        with open(hosts, "w", encoding="utf-8") as out:
+            out.writelines(f"host{i}.{ZONE}\n" for i in range(names))
+        env = {**os.environ, "HOME": scratch, "XDG_CACHE_HOME": os.path.join(scratch, "xdg")}
+        for name in ("SCANCACHE_CONFIG", "SCANCACHE_CACHE_DIR", "SCANCACHE_CACHE_TYPE"):
+            env.pop(name, None)
+        for kind in ("resolve", "warm"):
+            command = _command(kind, hosts, server.address, concurrency)
+            times: dict[str, list[float]] = {"cold_memory": [], "cold_disk": [], "warm_disk": []}
+            for round_no in range(rounds):
+                directory = os.path.join(scratch, f"{kind}-{round_no}")
+                times["cold_memory"].append(_run(["--cache-type", "memory", *command], env)[0])
+                disk = ["--cache-type", "disk", "--cache-dir", directory, *command]
+                times["cold_disk"].append(_run(disk, env)[0])
+                times["warm_disk"].append(_run(disk, env)[0])
+            figures: dict[str, Any] = {k: statistics.median(v) for k, v in times.items()}
+            figures["cold_disk_over_memory"] = figures["cold_disk"] / figures["cold_memory"]
+            results["resolve -i" if kind == "resolve" else "cache warm --hosts"] = figures
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--names", type=int, default=100_000, help="host names (default 100,000)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds; medians printed (default 1)")
+    parser.add_argument("--concurrency", type=int, default=256,
+                        help="resolve's --concurrency (default 256)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    if dnsmasq_path() is None:
+        print("dnsmasq is not installed (apt-get install dnsmasq-base)", file=sys.stderr)
+        return 2
+    results = measure(args.names, args.rounds, args.concurrency)
+    if args.json:
+        print(json.dumps({"names": args.names, "rounds": args.rounds, **results}, indent=2))
+        return 0
+    print(f"{args.names:,} names, {args.rounds} round(s), whole processes, loopback dnsmasq")
+    for command, f in results.items():
+        print(f"{command:20} cold memory {f['cold_memory']:6.2f} s   cold disk {f['cold_disk']:6.2f} s"
+              f" ({f['cold_disk_over_memory']:.2f}x, target <= 1.2x)   warm disk "
+              f"{f['warm_disk']:6.2f} s ({f['warm_disk'] / args.names * 1e6:.0f} us/name)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
