@@ -102,3 +102,14 @@ def test_killed_bulk_run_loses_only_unstored_answers(tmp_path):
         assert again == {name: [_address(i)] for i, name in enumerate(names)}  # stored values intact
         for name in names:  # the stored answers are used, the rest asked again, once each
             assert server.query_count(name) == (0 if name in stored else 1), name
+
+
+async def test_name_met_again_before_its_batch_is_stored_is_not_asked_twice(tmp_path):
+    names = [f"host{i}.bulk.test" for i in range(20)]
+    with LoopbackDNSServer({name: _address(i) for i, name in enumerate(names)}) as server:
+        async with DNSCache(_disk(tmp_path), nameservers=[server.address]) as dns:
+            repeated = [name for name in names for _ in range(3)]  # each name thrice in a row
+            results = [result async for _, result in
+                       dns.resolve_many(repeated, rdtype="A", concurrency=1)]
+        assert results == [[_address(i)] for i in range(len(names)) for _ in range(3)]
+        assert all(server.query_count(name) == 1 for name in names)

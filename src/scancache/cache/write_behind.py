@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from scancache.cache.backend import WriteItem
+from scancache.cache.backend import Record, WriteItem
 from scancache.cache.entry import TTL
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class WriteBehind:
         self.batches = self.stored = self.failed = 0
         self._items: dict[str, WriteItem] = {}  # a key put twice keeps its last value
         self._dead: set[str] = set()  # keys whose zero lifetime means "remove the old value"
+        self._in_flight: dict[str, WriteItem] = {}  # handed to the backend, not yet stored
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[bool]] = set()
 
@@ -58,6 +59,7 @@ class WriteBehind:
         made = self.cache._make(key, value, ttl, stale_ttl)
         if made is None:
             self._items.pop(key, None)
+            self._in_flight.pop(key, None)
             self._dead.add(key)
         else:
             self._dead.discard(key)
@@ -67,12 +69,19 @@ class WriteBehind:
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.max_delay, self._start_flush)
 
+    def pending_record(self, key: str) -> Record | None:
+        """The record put for key and not yet stored (None if none): a bulk run that meets a name
+        again before its batch is stored uses it instead of asking upstream twice."""
+        item = self._items.get(key) or self._in_flight.get(key)
+        return item.record if item is not None else None
+
     def _take(self) -> tuple[list[WriteItem], list[str]]:
         """The pending batch, handed over (put() starts a new one at once)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         batch = list(self._items.values()), list(self._dead)
+        self._in_flight.update(self._items)
         self._items, self._dead = {}, set()
         return batch
 
@@ -89,6 +98,15 @@ class WriteBehind:
     async def _store(self, items: list[WriteItem], dead: list[str]) -> bool:
         if not items and not dead:
             return True
+        try:
+            return await self._store_batch(items, dead)
+        finally:
+            in_flight = self._in_flight
+            for item in items:  # stored (or dropped): readable from the backend from now on
+                if in_flight.get(item.key) is item:
+                    del in_flight[item.key]
+
+    async def _store_batch(self, items: list[WriteItem], dead: list[str]) -> bool:
         backend = self.cache.backend
         try:
             if items:

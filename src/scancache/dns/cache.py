@@ -273,6 +273,10 @@ class DNSCache:
         # A memory read never blocks: call it directly (one coroutine fewer on every lookup).
         entry = self._get_entry(key) if self._memory_only else await self.cache.aget_entry(key)
         if entry is None:
+            writes = self._writes  # a bulk run: its answer may be gathered but not yet stored
+            record = writes.pending_record(key) if writes is not None else None
+            if record is not None and (left := record.expires_at - self._clock()) > 0:
+                return record.value, left, True
             value = await self._fetch(key)
             return value, value[1], False
         if not entry.is_stale:
