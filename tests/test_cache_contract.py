@@ -260,3 +260,17 @@ def test_stats_have_the_promised_keys(make_cache):
         assert key in stats
     assert stats["hits"] == 40 and stats["size"] == 40
     assert "get" in stats["latency"] and stats["latency"]["get"]["p50_us"] > 0
+
+
+async def test_entry_reads_are_sampled_for_latency(make_cache):
+    # The DNS and vulnerability caches read only entries: their latency must show too.
+    cache = make_cache()
+    cache.set("k", 1)
+    for _ in range(40):
+        assert cache.get_entry("k") is not None
+    assert cache.get_stats()["latency"]["get"]["samples"] >= 2
+    asynchronous = make_cache()
+    asynchronous.set("k", 1)
+    for _ in range(40):
+        assert await asynchronous.aget_entry("k") is not None
+    assert asynchronous.get_stats()["latency"]["get"]["samples"] >= 2

@@ -8,6 +8,7 @@ thread, so nothing here blocks the loop. It shares the Cache's policy, stats and
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -53,12 +54,20 @@ class AsyncCacheAPI(CacheBase):
         """Async get_entry; the hybrid back tier is awaited, never called from the event loop."""
         if self._memory_only:
             return self.get_entry(key, allow_stale=allow_stale)
+        self._countdown -= 1
+        sampled = self._countdown <= 0
+        if sampled:  # one read in _sample_every is timed, as get() does
+            self._countdown = self._sample_every
+            start = time.perf_counter_ns()
         try:
             raw = await self.backend.aget(key)
         except Exception as exc:
             self._failed("aget", exc, misses=1)
             return None
-        return self._entry(key, raw, allow_stale)
+        entry = self._entry(key, raw, allow_stale)
+        if sampled:
+            self.stats.record_latency("get", time.perf_counter_ns() - start)
+        return entry
 
     async def aset(self, key: str, value: Any, ttl: TTL = None, *,
                    stale_ttl: float | None = None, tags: Iterable[str] | None = None) -> bool:

@@ -270,6 +270,13 @@ class CacheBase:
 
     def get_entry(self, key: str, *, allow_stale: bool = True) -> CacheEntry | None:
         """The entry for key with its times, including a stale one when allow_stale; else None."""
+        self._countdown -= 1
+        if self._countdown <= 0:  # sampled like get(), so callers that only read entries show latency
+            self._countdown = self._sample_every
+            return self._timed("get", self._get_entry, key, allow_stale)
+        return self._get_entry(key, allow_stale)
+
+    def _get_entry(self, key: str, allow_stale: bool) -> CacheEntry | None:
         try:
             raw = self._backend_get(key)
         except Exception as exc:
