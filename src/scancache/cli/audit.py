@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +94,8 @@ async def _audit(args: argparse.Namespace, parsed: Any, mirror: str | None) -> A
 
 def _prepare_mirror(path_text: str, workdir: Path) -> str:
     """The mirror database to answer from: the file itself, or one built from an all.zip given."""
+    import zipfile  # only --mirror needs it: a warm audit from the cache does not pay its import
+
     path = Path(path_text).expanduser()
     if not path.exists():
         raise CommandError(f"mirror not found: {path} (create one with 'scancache mirror import FILE')")
