@@ -37,10 +37,12 @@ ZONE = "bench.test"
 ADDRESS = "198.51.100.1"
 
 
-def start_server_process() -> tuple[subprocess.Popen[str], str]:
-    """A LoopbackDNSServer in a child process; returns it and its "ip:port"."""
+def start_server_process(records: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """A LoopbackDNSServer in a child process serving records ("NAME[/TYPE]=VALUE"; default: every
+    name under ZONE answers ADDRESS); returns it and its "ip:port"."""
+    records = [f"*.{ZONE}={ADDRESS}"] if records is None else records
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scancache.testing.dns_server", "--record", f"*.{ZONE}={ADDRESS}"],
+        [sys.executable, "-m", "scancache.testing.dns_server", *[f"--record={r}" for r in records]],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     address = proc.stdout.readline().strip()

@@ -22,7 +22,8 @@ import tempfile
 import time
 from typing import Any
 
-from bench_dns import drive as _drive  # one timing loop for the A comparison and the recon parts
+from bench_dns import drive as _drive  # one timing loop and one server for the A comparison and recon
+from bench_dns import start_server_process as start_server
 from scancache.dns.cache import DNSCache
 from scancache.dns.config import DNSConfig
 
@@ -37,18 +38,6 @@ TYPES = [
     ("PTR", "host.bench.test.", True), ("HTTPS", '1 . alpn="h2,h3"', False),
     ("SVCB", "1 svc.bench.test. port=8443", False),
 ]
-
-
-def start_server(records: list[str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "scancache.testing.dns_server",
-                             *[f"--record={r}" for r in records]],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    address = proc.stdout.readline().strip()
-    if not address:
-        proc.kill()
-        raise SystemExit("the loopback DNS server did not start")
-    return proc, address
 
 
 def stop_server(proc: subprocess.Popen[str]) -> None:
