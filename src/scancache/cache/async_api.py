@@ -7,11 +7,11 @@ thread, so nothing here blocks the loop. It shares the Cache's policy, stats and
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from scancache.cache.backend import to_thread
 from scancache.cache.cache_base import CacheBase
 from scancache.cache.entry import _MISSING, TTL, CacheEntry
 from scancache.cache.refresh import DEFAULT_BETA, aget_or_compute
@@ -77,7 +77,7 @@ class AsyncCacheAPI(CacheBase):
 
             if self._memory_only:
                 return set_tagged(self, key, value, ttl, stale_ttl, tags)
-            return await asyncio.to_thread(set_tagged, self, key, value, ttl, stale_ttl, tags)
+            return await to_thread(set_tagged, self, key, value, ttl, stale_ttl, tags)
         made = self._make(key, value, ttl, stale_ttl)
         if made is None:  # a zero lifetime: the old value goes
             try:
@@ -135,7 +135,7 @@ class AsyncCacheAPI(CacheBase):
 
         if self._memory_only:
             return invalidate_tag_counted(self, tag)
-        return await asyncio.to_thread(invalidate_tag_counted, self, tag)
+        return await to_thread(invalidate_tag_counted, self, tag)
 
     async def ainvalidate(self, *, prefix: str) -> int | None:
         """Async invalidate(prefix=...): memory inline, other backends in a thread."""
@@ -178,7 +178,7 @@ class AsyncCacheAPI(CacheBase):
             if self._memory_only:
                 self.cleanup(now)
             else:
-                await asyncio.to_thread(self.cleanup, now)
+                await to_thread(self.cleanup, now)
 
     async def aclose(self) -> None:
         """Async close."""

@@ -6,11 +6,20 @@ stores and returns what it is given, so each backend module stays short.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["Record", "Backend", "ByteBackendBase", "InlineAsyncBase", "WriteItem"]
+__all__ = ["Record", "Backend", "ByteBackendBase", "InlineAsyncBase", "WriteItem", "to_thread"]
+
+T = TypeVar("T")
+
+
+async def to_thread(function: Callable[..., T], /, *args: Any) -> T:
+    """asyncio.to_thread(function, *args), with asyncio imported at the first call: a process that
+    only uses the sync API (a warm CLI run answered from the cache) never pays for importing it."""
+    import asyncio
+
+    return await asyncio.to_thread(function, *args)
 
 
 class Record(NamedTuple):
@@ -206,25 +215,25 @@ class ByteBackendBase:
             self.set(item.key, item.record, item.blob)
 
     async def aget(self, key: str) -> Any | None:
-        return await asyncio.to_thread(self.get, key)
+        return await to_thread(self.get, key)
 
     async def aget_many(self, keys: Sequence[str]) -> dict[str, Any]:
-        return await asyncio.to_thread(self.get_many, keys)
+        return await to_thread(self.get_many, keys)
 
     async def aset(self, key: str, record: Record, blob: bytes | None) -> None:
-        await asyncio.to_thread(self.set, key, record, blob)
+        await to_thread(self.set, key, record, blob)
 
     async def aset_many(self, items: Sequence[WriteItem]) -> None:
-        await asyncio.to_thread(self.set_many, items)
+        await to_thread(self.set_many, items)
 
     async def adelete(self, key: str) -> bool:
-        return await asyncio.to_thread(self.delete, key)
+        return await to_thread(self.delete, key)
 
     async def aclear(self) -> int:
-        return await asyncio.to_thread(self.clear)
+        return await to_thread(self.clear)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+        await to_thread(self.close)
 
     # Subclasses implement these.
     def clear(self) -> int:  # pragma: no cover - interface

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,8 @@ def sqlite_path(config: CacheConfig) -> Path:
     """Where a disk cache lives: cache_dir/scancache.sqlite3, or a file in a new private temp
     directory when enable_persistence is False (both deleted on close)."""
     if not config.enable_persistence:
+        import tempfile  # only here: a persistent cache (the CLI's) does not pay for its import
+
         # A directory of our own (0700), not a file in the shared temp dir: SQLite's -wal and -shm
         # files then appear where no other user can plant them first.
         return Path(tempfile.mkdtemp(prefix="scancache-")) / SQLITE_FILENAME

@@ -26,7 +26,6 @@ wait.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import random
@@ -35,10 +34,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scancache.cache.entry import _MISSING, TTL, CacheEntry
 from scancache.cache.singleflight import call_factory
+
+if TYPE_CHECKING:  # imported where a coroutine needs it: sync-only processes never do
+    import asyncio
 
 __all__ = ["COMPUTE_SUFFIX", "DEFAULT_BETA", "EARLY", "RefreshCounters", "aget_or_compute", "fresh_hit",
            "get_or_compute"]
@@ -401,6 +403,8 @@ async def afull_get_or_compute(plan: _Plan, drawn: bool = False) -> Any:
     if action == _STALE:
         plan.count("stale_hits")
         if state.claim_refresh(key):
+            import asyncio
+
             task = asyncio.get_running_loop().create_task(_abackground(plan, state, entry.expires_at))
             state.tasks.add(task)
             task.add_done_callback(state.tasks.discard)
@@ -441,6 +445,8 @@ async def _acompute(plan: _Plan, state: _State, seen: float | None) -> Any:
                                              cache.clock())) and time.monotonic() < give_up:
                 deadline = time.monotonic() + wait
                 while time.monotonic() < deadline:
+                    import asyncio
+
                     await asyncio.sleep(_poll_step(delta))
                     again = await cache.aget_entry(plan.key, allow_stale=False)
                     if _fresh_elsewhere(again, None):

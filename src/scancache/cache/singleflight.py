@@ -7,7 +7,6 @@ retry and one of them becomes the new leader, so one cancellation does not fail 
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
@@ -47,6 +46,8 @@ class AsyncSingleFlight:
         are per event loop: a cache shared by threads running their own loops never hands one
         loop's future to another (futures are not thread-safe).
         """
+        import asyncio  # here, not at the top: a sync-only process never imports it
+
         flights = self._flights
         loop = asyncio.get_running_loop()
         key = (loop, key)

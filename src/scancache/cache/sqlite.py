@@ -18,7 +18,6 @@ found later surfaces as exceptions from reads, which the Cache front counts as m
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -28,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from scancache.cache.backend import ByteBackendBase, Record, WriteItem
+from scancache.cache.backend import ByteBackendBase, Record, WriteItem, to_thread
 from scancache.cache.sqlite_connections import ThreadConnections
 from scancache.cache.sqlite_file import (
     BUSY_TIMEOUT_SECONDS,
@@ -309,7 +308,7 @@ class SQLiteBackend(ByteBackendBase):
         except sqlite3.OperationalError as exc:
             if not is_busy(exc):
                 raise
-        return await asyncio.to_thread(self.get, key)
+        return await to_thread(self.get, key)
 
     async def aget_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         """get_many inline for up to one chunk of keys when the file is free, else in a thread."""
@@ -319,7 +318,7 @@ class SQLiteBackend(ByteBackendBase):
             except sqlite3.OperationalError as exc:
                 if not is_busy(exc):
                     raise
-        return await asyncio.to_thread(self.get_many, keys)
+        return await to_thread(self.get_many, keys)
 
     async def aset(self, key: str, record: Record, blob: bytes | None) -> None:
         """set inline when the file is free at once, else in a thread with the usual waits/retries."""
@@ -329,7 +328,7 @@ class SQLiteBackend(ByteBackendBase):
         except sqlite3.OperationalError as exc:
             if not is_busy(exc):
                 raise
-            await asyncio.to_thread(self.set, key, record, blob)
+            await to_thread(self.set, key, record, blob)
             return
         if self.max_entries is not None:
             await self._aafter_writes(1)
@@ -337,7 +336,7 @@ class SQLiteBackend(ByteBackendBase):
     async def aset_many(self, items: Sequence[WriteItem]) -> None:
         """set_many inline for small batches when the file is free at once, else in a thread."""
         if len(items) > _INLINE_BATCH:
-            await asyncio.to_thread(self.set_many, items)
+            await to_thread(self.set_many, items)
             return
         rows = self._rows(items)
         if not rows:
@@ -348,7 +347,7 @@ class SQLiteBackend(ByteBackendBase):
         except sqlite3.OperationalError as exc:
             if not is_busy(exc):
                 raise
-            await asyncio.to_thread(self.set_many, items)
+            await to_thread(self.set_many, items)
             return
         if self.max_entries is not None:
             await self._aafter_writes(len(rows))
@@ -360,13 +359,13 @@ class SQLiteBackend(ByteBackendBase):
         except sqlite3.OperationalError as exc:
             if not is_busy(exc):
                 raise
-        return await asyncio.to_thread(self.delete, key)
+        return await to_thread(self.delete, key)
 
     async def _aafter_writes(self, count: int) -> None:
         """_after_writes for the event loop: a due trim (it counts the namespace) runs in a thread."""
         self._writes_until_trim -= count
         if self._writes_until_trim <= 0:
-            await asyncio.to_thread(self._after_writes, 0)  # counts the namespace: O(n)
+            await to_thread(self._after_writes, 0)  # counts the namespace: O(n)
 
     def __repr__(self) -> str:
         return f"<SQLiteBackend {str(self.path)!r} namespace={self.namespace!r}>"
