@@ -12,23 +12,10 @@ import pytest
 from scancache.dns.cache import DNSCache
 from scancache.dns.config import DNSConfig
 from scancache.testing.dns_server import LoopbackDNSServer
+from support import FakeClock
 
 #: Records every dns_server starts with; tests add their own names.
 DEFAULT_RECORDS = {"example.test": ["192.0.2.1", "2001:db8::1"]}
-
-
-class FakeClock:
-    """Epoch seconds that move only when a test says so (expiry without sleeping)."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
 
 
 class UDPResponder:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from scancache.testing.osv_server import OSVTestServer, load_records
+from support import FakeClock
 
 DATA_DIR = Path(__file__).parent / "data"
 SUBSET_ZIP = DATA_DIR / "osv-pypi-subset.zip"
@@ -30,19 +31,6 @@ LOG4J_CVE = {
     "configurations": [{"nodes": [{"operator": "OR", "negate": False, "cpeMatch": [
         {"vulnerable": True, "criteria": "cpe:2.3:a:apache:log4j:*:*:*:*:*:*:*:*"}]}]}],
 }
-
-
-class FakeClock:
-    """A settable epoch clock: tests move time forward instead of sleeping."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class SleepRecorder:

@@ -12,12 +12,12 @@ import pytest
 from scancache.cache.core import Cache
 from scancache.cache.refresh import _state
 from scancache.config import CacheConfig, CacheType
-from test_cache_contract import FakeClock
+from support import FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(time.time())
 
 
 @pytest.fixture

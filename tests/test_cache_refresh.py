@@ -11,7 +11,7 @@ from scancache.cache import refresh
 from scancache.cache.core import Cache
 from scancache.cache.refresh import COMPUTE_SUFFIX, _state
 from scancache.config import CacheConfig, CacheType
-from test_cache_contract import FakeClock
+from support import FakeClock
 
 # With rand() fixed at 0.5, XFetch recomputes once now >= expires_at - delta * beta * ln(2).
 LN2 = math.log(2)
@@ -33,7 +33,7 @@ def _counting_factory():
 
 
 def test_fresh_entry_is_recomputed_early_only_inside_the_xfetch_window(fixed_draw):
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     cache = Cache(CacheConfig(ttl_seconds=1000), clock=clock)
     factory, calls = _counting_factory()
     assert cache.get_or_set("k", factory, ttl=100) == 1
@@ -47,7 +47,7 @@ def test_fresh_entry_is_recomputed_early_only_inside_the_xfetch_window(fixed_dra
 
 
 def test_beta_zero_turns_early_refresh_off_and_larger_beta_refreshes_earlier(fixed_draw):
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     cache = Cache(CacheConfig(ttl_seconds=1000), clock=clock)
     factory, _ = _counting_factory()
     cache.get_or_set("k", factory, ttl=100)
@@ -60,7 +60,7 @@ def test_beta_zero_turns_early_refresh_off_and_larger_beta_refreshes_earlier(fix
 
 
 def test_a_failed_early_refresh_serves_the_still_fresh_value(fixed_draw):
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     cache = Cache(CacheConfig(ttl_seconds=1000), clock=clock)
     cache.get_or_set("k", lambda: "v1", ttl=100)
     _state(cache).remember("k", 10.0)
@@ -76,7 +76,7 @@ def test_a_failed_early_refresh_serves_the_still_fresh_value(fixed_draw):
 
 
 def test_a_worker_that_never_computed_the_key_uses_the_stored_compute_time(tmp_path, fixed_draw):
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     config = CacheConfig(cache_type=CacheType.DISK, cache_dir=str(tmp_path), ttl_seconds=1000)
     writer, reader = Cache(config, clock=clock), Cache(config, clock=clock)
 
@@ -102,7 +102,7 @@ def test_fast_factories_store_no_companion_entry(tmp_path):
 
 
 async def test_aget_or_set_refreshes_early_too(fixed_draw):
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     cache = Cache(CacheConfig(ttl_seconds=1000), clock=clock)
     factory, _ = _counting_factory()
     assert await cache.aget_or_set("k", factory, ttl=100) == 1
@@ -112,7 +112,7 @@ async def test_aget_or_set_refreshes_early_too(fixed_draw):
 
 
 def test_decorated_functions_refresh_early_and_count_it(fixed_draw):
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     cache = Cache(CacheConfig(ttl_seconds=1000), clock=clock)
     calls = []
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,33 +10,9 @@ from pathlib import Path
 import pytest
 
 from scancache.testing.dns_server import LoopbackDNSServer
+from support import assert_one_line_error, cli_env, run_cli
 
 HEAVY = ("rich", "httpx", "dns", "redis", "zstandard", "msgpack", "yaml", "packaging")
-
-
-def cli_env(cache_dir: Path, **extra: str) -> dict[str, str]:
-    """This environment without SCANCACHE_* (isolation), with a private cache directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
-    env["SCANCACHE_CACHE_DIR"] = str(cache_dir)
-    env.update(extra)
-    return env
-
-
-def run_cli(*args: str, env: dict[str, str], stdin: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run `python -m scancache ARGS` and return what it did."""
-    return subprocess.run([sys.executable, "-m", "scancache", *args], capture_output=True, text=True,
-                          env=env, input=stdin, timeout=timeout, check=False)
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int = 2) -> str:
-    """The run failed with `code` and exactly one `scancache: error:` line, no traceback."""
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("scancache: error: ")
-    return lines[0]
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +11,9 @@ import pytest
 from scancache.cli._bench_scan import BenchSizes, bench_osv, generated_records, requirements_for
 from scancache.cli.bench import CLAIMS, evaluate_claims, render_table
 from scancache.vulndb.config import VulnDBConfig
+from support import cli_env, run_cli
 
 CLAIM_NAMES = [name for name, _, _, _ in CLAIMS]
-
-
-def cli_env(cache_dir: Path) -> dict[str, str]:
-    """This environment without SCANCACHE_* (isolation), with a private cache directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
-    env["SCANCACHE_CACHE_DIR"] = str(cache_dir)
-    return env
-
-
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run `python -m scancache ARGS` and return what it did."""
-    return subprocess.run([sys.executable, "-m", "scancache", *args], capture_output=True, text=True,
-                          env=env, timeout=120, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ Whole processes against the loopback DNS server, as a user runs them.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,19 +16,7 @@ from pathlib import Path
 import pytest
 
 from scancache.testing.dns_server import LoopbackDNSServer
-
-
-def cli_env(cache_dir: Path) -> dict[str, str]:
-    """This environment without SCANCACHE_* (isolation), with a private cache directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
-    env["SCANCACHE_CACHE_DIR"] = str(cache_dir)
-    return env
-
-
-def run_cli(*args: str, env: dict[str, str], stdin: str | None = None
-            ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scancache", *args], capture_output=True, text=True,
-                          env=env, input=stdin, timeout=60, check=False)
+from support import cli_env, run_cli
 
 
 def rows_of(done: subprocess.CompletedProcess[str]) -> list[dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -12,35 +11,12 @@ from pathlib import Path
 import pytest
 
 from scancache.testing.osv_server import OSVTestServer
+from support import assert_one_line_error, cli_env, run_cli
 
 SAMPLE = Path(__file__).resolve().parents[1] / "src" / "scancache" / "testing" / "data" / \
     "osv-pypi-sample.zip"
 VULNERABLE = "jinja2==2.4\nrequests==2.0.0\n"  # PYSEC-2014-8/-82 and PYSEC-2014-13/-14 in SAMPLE
 CLEAN = "requests==2.31.0\nsome-unknown-package==1.0\n"
-
-
-def cli_env(cache_dir: Path, **extra: str) -> dict[str, str]:
-    """This environment without SCANCACHE_* (isolation), with a private cache directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
-    env["SCANCACHE_CACHE_DIR"] = str(cache_dir)
-    env.update(extra)
-    return env
-
-
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run `python -m scancache ARGS` and return what it did."""
-    return subprocess.run([sys.executable, "-m", "scancache", *args], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int = 2) -> str:
-    """The run failed with `code` and exactly one `scancache: error:` line, no traceback."""
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    lines = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("scancache: note:")]
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("scancache: error: ")
-    return lines[0]
 
 
 def closed_port_url() -> str:

@@ -13,20 +13,7 @@ from scancache.cache.backend import Record
 from scancache.cache.core import Cache
 from scancache.cache.hybrid import HybridBackend
 from scancache.config import CacheConfig, CacheType
-
-
-class Clock:
-    """Epoch seconds near the real time that move only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
+from support import FakeClock
 
 Factory = Callable[..., Cache]
 
@@ -42,7 +29,7 @@ def make_cache(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterato
         pytest.importorskip("redis")
         request.applymarker(pytest.mark.redis)
         extra = {"redis_url": request.getfixturevalue("redis_url")}
-    clock = Clock()
+    clock = FakeClock(time.time())
     made: list[Cache] = []
 
     def factory(**overrides: object) -> Cache:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from scancache import metrics
 from scancache.cache.core import Cache
 from scancache.config import CacheConfig
+from support import cli_env
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
@@ -186,12 +186,6 @@ async def test_dns_cache_counters_after_real_lookups(registry: metrics.MetricsRe
 
 
 # ---------------------------------------------------------------------------------------- command
-def cli_env(cache_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
-    env["SCANCACHE_CACHE_DIR"] = str(cache_dir)
-    return env
-
-
 def test_metrics_command_prints_prometheus_text(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "scancache", "metrics"], capture_output=True,
                           text=True, env=cli_env(tmp_path), timeout=60, check=False)

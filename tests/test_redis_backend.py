@@ -26,22 +26,10 @@ from scancache.cache.redis import (
 from scancache.config import CacheConfig, CacheType
 from scancache.testing.redis_cluster import RedisClusterServer
 from scancache.testing.redis_server import RedisServer, find_redis_server
+from support import FakeClock
 
 pytestmark = pytest.mark.redis
 needs_binary = pytest.mark.skipif(find_redis_server() is None, reason="redis-server binary not found on PATH")
-
-
-class Clock:
-    """Epoch seconds near the real time that move only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -52,7 +40,7 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-def make_cache(url: str, clock: Clock | None = None, **settings: object) -> Cache:
+def make_cache(url: str, clock: FakeClock | None = None, **settings: object) -> Cache:
     config = CacheConfig(cache_type=CacheType.REDIS, redis_url=url, **settings)  # type: ignore[arg-type]
     if clock is None:
         return Cache(config)
@@ -87,7 +75,7 @@ def test_round_trip_through_cache_config(redis_url, raw):
 
 
 def test_expiry_follows_the_injected_clock_and_redis_carries_a_px(redis_url, raw):
-    clock = Clock()
+    clock = FakeClock(time.time())
     cache = make_cache(redis_url, clock)
     assert cache.set("k", "v", ttl=30, stale_ttl=10)
     pttl = raw.pttl("scancache:default:k")
@@ -105,7 +93,7 @@ def test_expiry_follows_the_injected_clock_and_redis_carries_a_px(redis_url, raw
 
 
 def test_px_uses_the_backend_clock_not_the_wall_clock(redis_url, raw):
-    clock = Clock()
+    clock = FakeClock(time.time())
     clock.now = 1_700_000_000.0  # years in the past: a wall-clock PX would be negative
     cache = make_cache(redis_url, clock, ttl_seconds=100)
     assert cache.set("k", 1)
@@ -115,7 +103,7 @@ def test_px_uses_the_backend_clock_not_the_wall_clock(redis_url, raw):
 
 
 def test_entry_already_past_its_stale_window_is_not_stored_and_replaces_the_old(redis_url, raw):
-    clock = Clock()
+    clock = FakeClock(time.time())
     backend = RedisBackend(redis_url, namespace="default", timeout_seconds=0.5, clock=clock)
     backend.set("k", Record(1, clock.now + 5, clock.now + 5, 1), b"blob")
     assert raw.get("scancache:default:k") == b"blob"

@@ -19,18 +19,9 @@ from scancache.cache.refresh import COMPUTE_SUFFIX
 from scancache.cache.sqlite import SCHEMA_VERSION, SQLiteBackend
 from scancache.config import CacheConfig, CacheType
 from scancache.errors import BackendError
+from support import FakeClock
 
 FAR = 4_000_000_000.0  # a stale_until far in the future (epoch seconds)
-
-
-class FakeClock:
-    """Epoch seconds that move only when the test says so."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

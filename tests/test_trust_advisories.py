@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from scancache.testing.osv_server import OSVTestServer
 from scancache.vulndb.dump import all_zip_bytes
 from scancache.vulndb.mirror import OSVMirror
 from scancache.vulndb.records import record_problem
+from support import cli_env, run_cli
 
 HOSTILE_ID = "GHSA-hostile-0001"
 JINJA_RANGE = {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.10"}]}
@@ -105,10 +104,7 @@ async def test_a_skipped_advisory_makes_the_audit_report_it_not_clean(make_vulnd
 
 
 def _cli(*args: str, cache_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
-    env["SCANCACHE_CACHE_DIR"] = str(cache_dir)
-    return subprocess.run([sys.executable, "-m", "scancache", *args], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
+    return run_cli(*args, env=cli_env(cache_dir))
 
 
 @pytest.mark.parametrize("name", ["events_a_string", "not_json"])

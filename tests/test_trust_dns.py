@@ -8,9 +8,6 @@ answer from one nameserver set served when another is asked is a poisoned answer
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,19 +17,7 @@ from scancache import CacheConfig, CacheType, DNSCache, DNSConfig
 from scancache.cache.core import Cache
 from scancache.dns.cache import source_id
 from scancache.testing.dns_server import LoopbackDNSServer
-
-
-def cli_env(cache_dir: Path) -> dict[str, str]:
-    """This environment without SCANCACHE_* (isolation), with a private cache directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
-    env["SCANCACHE_CACHE_DIR"] = str(cache_dir)
-    return env
-
-
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run `python -m scancache ARGS` as a user would."""
-    return subprocess.run([sys.executable, "-m", "scancache", *args], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
+from support import cli_env, run_cli
 
 
 @pytest.fixture

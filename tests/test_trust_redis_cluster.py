@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from scancache.testing.osv_server import OSVTestServer
 from scancache.testing.redis_cluster import RedisClusterServer
 from scancache.testing.redis_server import find_redis_server
 from scancache.vulndb.ratelimit import RedisWindowLimiter
+from support import run_cli
 
 pytestmark = [pytest.mark.redis,
               pytest.mark.skipif(find_redis_server() is None, reason="redis-server binary not found on PATH")]
@@ -65,7 +64,10 @@ async def test_nvd_rate_limit_is_shared_through_the_cluster(cluster, form):
         slept.append(seconds)
         raise _Waited  # the third request had to wait: that is all this test needs to see
 
-    workers = [RedisWindowLimiter(url, key, 2, 30.0, clock=lambda: 0.0, sleep=sleep) for _ in range(2)]
+    # A generous timeout: this test is about the shared counter, and on a loaded machine the cluster's
+    # first slot-map fetch can take longer than the production 1 s (a timeout counts as an error).
+    workers = [RedisWindowLimiter(url, key, 2, 30.0, clock=lambda: 0.0, sleep=sleep, timeout_seconds=10.0)
+               for _ in range(2)]
     try:
         await workers[0].acquire()
         await workers[1].acquire()  # another process's limiter: same counter
@@ -83,11 +85,6 @@ class _Waited(Exception):
     pass
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scancache", *args], capture_output=True, text=True,
-                          env=env, timeout=120, check=False)
-
-
 @pytest.mark.parametrize(("cache_type", "form"), [("redis", 0), ("hybrid", 1)],
                          ids=["redis+cluster", "hybrid-cluster=true"])
 def test_audit_and_cache_warm_run_on_a_cluster_cache(cluster, tmp_path, cache_type, form):
@@ -97,12 +94,12 @@ def test_audit_and_cache_warm_run_on_a_cluster_cache(cluster, tmp_path, cache_ty
     requirements.write_text("jinja2==2.4\nrequests==2.0.0\n")
     with OSVTestServer.from_zip(SAMPLE) as osv:
         common = ("--cache-type", cache_type, "--redis-url", _url_forms(cluster)[form])
-        assert _cli(*common, "cache", "clear", env=env).returncode == 0
-        warm = _cli(*common, "cache", "warm", "-r", str(requirements), "--osv-url", osv.url, env=env)
+        assert run_cli(*common, "cache", "clear", env=env).returncode == 0
+        warm = run_cli(*common, "cache", "warm", "-r", str(requirements), "--osv-url", osv.url, env=env)
         assert warm.returncode == 0, warm.stderr
         assert json.loads(warm.stdout)["vulndb"]["vulnerable_packages"] == 2
         asked = osv.total_requests
-        audit = _cli(*common, "audit", "-r", str(requirements), "--osv-url", osv.url, env=env)
+        audit = run_cli(*common, "audit", "-r", str(requirements), "--osv-url", osv.url, env=env)
         assert audit.returncode == 1, audit.stderr  # findings, not an error
         assert "jinja2" in audit.stdout
         assert osv.total_requests == asked  # answered from the cluster cache the warm filled

@@ -7,8 +7,6 @@ import json
 import logging
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from scancache.cache.core import Cache
 from scancache.cache.urls import redact_text, redact_url
 from scancache.config import CacheConfig, CacheType, load_config
 from scancache.testing.redis_server import RedisServer, find_redis_server
+from support import run_cli
 
 SECRET = "s3cr3t-Pw"
 needs_redis = pytest.mark.skipif(find_redis_server() is None, reason="redis-server binary not found on PATH")
@@ -57,11 +56,6 @@ def test_config_reprs_hide_urls_credentials_and_keys(tmp_path, monkeypatch):
         assert "***" in shown
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scancache", *args], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
-
-
 @needs_redis
 def test_cache_stats_and_clear_never_print_the_redis_password(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
@@ -71,15 +65,15 @@ def test_cache_stats_and_clear_never_print_the_redis_password(tmp_path):
         assert SECRET in url
         common = ("--cache-type", "redis", "--redis-url", url)
         for args in (("cache", "stats"), ("cache", "stats", "--format", "json"), ("cache", "clear")):
-            done = _cli(*common, *args, env=env)
+            done = run_cli(*common, *args, env=env)
             assert done.returncode == 0, (args, done.stderr)
             assert SECRET not in done.stdout + done.stderr, args
-        stats = json.loads(_cli(*common, "cache", "stats", "--format", "json", env=env).stdout)
+        stats = json.loads(run_cli(*common, "cache", "stats", "--format", "json", env=env).stdout)
         assert stats["location"] == url.replace(SECRET, "***")
         server.stop()  # now every command fails: its error must not carry the password either
         for args in (("cache", "stats"), ("cache", "stats", "--format", "json"), ("cache", "clear"),
                      ("-v", "cache", "stats")):
-            done = _cli(*common, *args, env=env)
+            done = run_cli(*common, *args, env=env)
             assert done.returncode != 0, (args, done.stdout)
             assert "error" in done.stderr and SECRET not in done.stdout + done.stderr, (args, done.stderr)
 
@@ -90,7 +84,7 @@ def test_the_cli_error_for_an_unreachable_osv_url_hides_its_credentials(tmp_path
     requirements = tmp_path / "r.txt"
     requirements.write_text("jinja2==2.4\n")
     closed_port = "9"  # discard: nothing listens on loopback here
-    done = _cli("audit", "-r", str(requirements), "--osv-url",
+    done = run_cli("audit", "-r", str(requirements), "--osv-url",
                 f"http://user:{SECRET}@127.0.0.1:{closed_port}", env=env)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert SECRET not in done.stdout + done.stderr
@@ -135,7 +129,7 @@ def test_the_verbose_traceback_of_an_osv_failure_hides_the_url_credentials(tmp_p
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://user:{SECRET}@127.0.0.1:{port}/?token={SECRET}x"
-    done = _cli("-v", "audit", "--cache-type", "memory", "--osv-url", url, str(requirements),
+    done = run_cli("-v", "audit", "--cache-type", "memory", "--osv-url", url, str(requirements),
                 env=_no_retry_env(tmp_path))
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "Traceback" in done.stderr and "VulnDBError" in done.stderr  # -v still shows it
@@ -151,7 +145,7 @@ def test_an_osv_base_url_with_a_query_is_asked_at_the_api_paths(tmp_path):
     requirements = tmp_path / "r.txt"
     requirements.write_text("jinja2==2.4\n")
     with OSVTestServer.from_zip(sample) as server:
-        done = _cli("audit", "--cache-type", "memory", "--osv-url", f"{server.url}/?token={SECRET}",
+        done = run_cli("audit", "--cache-type", "memory", "--osv-url", f"{server.url}/?token={SECRET}",
                     "--format", "json", str(requirements), env=_no_retry_env(tmp_path))
         asked = dict(server.requests)
     assert done.returncode == 1, (done.stdout, done.stderr)  # jinja2 2.4 is vulnerable
@@ -200,7 +194,7 @@ def test_the_verbose_traceback_hides_the_osv_urls_credentials_too(tmp_path):
     env["SCANCACHE_CACHE_DIR"] = str(tmp_path / "cache")
     requirements = tmp_path / "r.txt"
     requirements.write_text("jinja2==2.4\n")
-    done = _cli("-v", "audit", "-r", str(requirements), "--cache-type", "memory", "--osv-url",
+    done = run_cli("-v", "audit", "-r", str(requirements), "--cache-type", "memory", "--osv-url",
                 f"http://user:{SECRET}@127.0.0.1:9", env=env)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "Traceback" in done.stderr  # -v still shows where it failed

@@ -57,10 +57,13 @@ class RedisWindowLimiter:
 
     def __init__(self, redis_url: str, key: str, limit: int, window_seconds: float, *,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 timeout_seconds: float = 1.0) -> None:
         from scancache.cache.redis_clients import connect_async  # the cache's factory: cluster-aware
 
-        self.client = connect_async(redis_url, timeout_seconds=1.0)
+        # A Redis that does not answer within timeout_seconds counts as an error: the request then
+        # waits on the in-process limiter instead of stalling the scan.
+        self.client = connect_async(redis_url, timeout_seconds=timeout_seconds)
         self.key = key
         self.limit = limit
         self.window_seconds = window_seconds

@@ -1,0 +1,52 @@
+"""Small helpers many test files share: a settable clock and running the CLI as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+class FakeClock:
+    """Epoch seconds that move only when a test says so (expiry without sleeping).
+
+    Tests that reach Redis start it at the real time (`FakeClock(time.time())`): Redis turns an
+    absolute expiry into a relative PX against its own clock.
+    """
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+def cli_env(cache_dir: Path, **extra: str) -> dict[str, str]:
+    """This environment without SCANCACHE_* (isolation), with a private cache directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
+    env["SCANCACHE_CACHE_DIR"] = str(cache_dir)
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], stdin: str | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `python -m scancache ARGS` and return what it did (bounded: a hang fails the test)."""
+    return subprocess.run([sys.executable, "-m", "scancache", *args], capture_output=True, text=True,
+                          env=env, input=stdin, timeout=timeout, check=False)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    """The run failed with `code` and exactly one `scancache: error:` line, no traceback."""
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    # Notes (e.g. "running uncached") may come before it; they are not errors.
+    lines = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("scancache: note:")]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("scancache: error: ")
+    return lines[0]
