@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 class FakeClock:
@@ -50,3 +52,17 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int = 2)
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("scancache: error: ")
     return lines[0]
+
+
+def start_cli(*args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
+    """Start `python -m scancache ARGS` in the background, able to be stopped with SIGINT (Ctrl-C).
+
+    A shell without job control starts background jobs with SIGINT ignored, and Python then installs
+    no KeyboardInterrupt handler: the child would ignore the test's Ctrl-C. The child gets the default.
+    """
+    return subprocess.Popen([sys.executable, "-m", "scancache", *args], text=True, env=env,
+                            preexec_fn=_default_sigint, **popen)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

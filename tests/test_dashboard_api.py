@@ -21,6 +21,7 @@ from scancache import metrics
 from scancache.cache.core import Cache
 from scancache.config import CacheConfig, CacheType
 from scancache.dashboard import AlertRules, DashboardServer, aserve_dashboard, serve_dashboard
+from support import start_cli
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 
@@ -247,8 +248,7 @@ def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
     import signal
 
     env = {**os.environ, "SCANCACHE_CACHE_DIR": str(tmp_path)}
-    process = subprocess.Popen([sys.executable, "-m", "scancache", "dashboard", "--port", "0"],
-                               stderr=subprocess.PIPE, text=True, env=env)
+    process = start_cli("dashboard", "--port", "0", stderr=subprocess.PIPE, env=env)
     try:
         assert process.stderr is not None
         line = process.stderr.readline()

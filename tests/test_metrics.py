@@ -18,7 +18,7 @@ import pytest
 from scancache import metrics
 from scancache.cache.core import Cache
 from scancache.config import CacheConfig
-from support import cli_env
+from support import cli_env, start_cli
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
@@ -201,9 +201,8 @@ def test_metrics_command_prints_prometheus_text(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 def test_metrics_serve_until_interrupted(tmp_path: Path) -> None:
-    child = subprocess.Popen([sys.executable, "-m", "scancache", "metrics", "--serve", "0"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=cli_env(tmp_path))
+    child = start_cli("metrics", "--serve", "0", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      env=cli_env(tmp_path))
     try:
         line = child.stderr.readline()
         match = re.search(r"http://127\.0\.0\.1:\d+/metrics", line)
