@@ -8,4 +8,4 @@ import os
 # keys or commands must not see it. tests/test_dashboard_fleet.py turns it on in its worker processes.
 os.environ.setdefault("SCANCACHE_FLEET_INTERVAL", "0")
 
-pytest_plugins = ["fixtures_redis", "fixtures_dns", "fixtures_osv", "fixtures_audit"]
+pytest_plugins = ["fixtures_redis", "fixtures_dns", "fixtures_osv", "fixtures_audit", "fixtures_sqlite"]

@@ -154,6 +154,25 @@ def test_get_many_and_set_many_cross_the_chunk_size(make_cache):
     assert len(cache) == 1200
 
 
+def test_get_many_reads_1200_keys_with_one_statement(make_cache, sqlite_statements):
+    cache = make_cache()
+    mapping = {f"key-{i}": {"n": i} for i in range(1200)}
+    cache.set_many(mapping)
+    sqlite_statements.clear()
+    assert cache.get_many([*mapping, "absent"]) == mapping
+    assert len(sqlite_statements.reads()) == 1  # not one per 500 keys (issue 14: an audit's records)
+
+
+def test_get_many_splits_at_the_builds_variable_limit(make_cache, sqlite_statements):
+    cache = make_cache()
+    mapping = {f"key-{i}": {"n": i} for i in range(1200)}
+    cache.set_many(mapping)
+    cache.backend._keys_per_read = 500  # as on a build whose limit is 501 variables
+    sqlite_statements.clear()
+    assert cache.get_many(list(mapping)) == mapping
+    assert len(sqlite_statements.reads()) == 3
+
+
 def test_stats_size_and_bytes(make_cache):
     cache = make_cache()
     cache.set("a", "x" * 100)

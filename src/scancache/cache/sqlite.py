@@ -42,7 +42,7 @@ __all__ = ["SQLiteBackend", "SCHEMA_VERSION"]
 
 log = logging.getLogger("scancache.cache.sqlite")
 
-#: SQLite's per-statement variable limit is 999 on old builds; stay well below it.
+#: Async reads of up to this many keys run inline (a few ms at most); more go to a thread.
 _CHUNK = 500
 #: Async batches up to this size are written inline (about 1-3 ms); larger ones in a thread.
 _INLINE_BATCH = 100
@@ -68,8 +68,8 @@ class SQLiteBackend(ByteBackendBase):
     """Encoded entries of one namespace in an SQLite file that other namespaces and processes share.
 
     Cost: get is one indexed lookup (~10 us), set one autocommit INSERT (no fsync with WAL+NORMAL),
-    get_many one query per 500 keys, set_many one transaction, purge_expired a scan of the namespace,
-    size()/size_bytes() a scan of the narrow size index.
+    get_many one query (up to the build's variable limit), set_many one transaction, purge_expired
+    a scan of the namespace, size()/size_bytes() a scan of the narrow size index.
     With max_entries, the namespace is trimmed to max_entries every few writes (least recently
     stored or read in this process goes first) and `evictions` counts what was trimmed.
     Failures: reads and writes raise sqlite3 errors (the Cache front counts reads as misses and turns
@@ -97,7 +97,11 @@ class SQLiteBackend(ByteBackendBase):
         self._touched: set[str] | None = set() if max_entries is not None else None
         self._writes_until_trim = 1
         self._connections = ThreadConnections(self.path, busy_timeout_seconds)
-        self._connections.adopt(open_database(self.path, busy_timeout_seconds))
+        first = open_database(self.path, busy_timeout_seconds)
+        #: Keys one get_many statement may name: the build's variable limit (999 on old builds,
+        #: 32,766 since SQLite 3.32), less the namespace's. An audit's records are one query.
+        self._keys_per_read = first.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1
+        self._connections.adopt(first)
         # This thread's waiting cursor, and its fail-fast one for the event loop and best-effort deletes.
         self._cursor = self._connections.cursor
         self._nowait_cursor = self._connections.nowait_cursor
@@ -126,15 +130,17 @@ class SQLiteBackend(ByteBackendBase):
         return row[0]
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        """{key: blob} for the stored keys among keys: one query per 500 distinct keys."""
+        """{key: blob} for the stored keys among keys: one query (one per 32,765 distinct keys, or
+        per 998 on SQLite builds older than 3.32)."""
         return self._read_many(self._cursor(), keys)
 
     def _read_many(self, cursor: sqlite3.Cursor, keys: Sequence[str]) -> dict[str, bytes]:
         """get_many's body on a given cursor."""
         unique = list(dict.fromkeys(keys))
         out: dict[str, bytes] = {}
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start:start + _CHUNK]
+        step = self._keys_per_read
+        for start in range(0, len(unique), step):
+            chunk = unique[start:start + step]
             sql = ("SELECT key, blob FROM entries WHERE namespace = ? AND key IN ("
                    + ",".join("?" * len(chunk)) + ")")
             out.update(cursor.execute(sql, (self.namespace, *chunk)).fetchall())
