@@ -66,11 +66,7 @@ async def test_async_tags(make_cache):
     assert await cache.aget_many(["k", "j"]) == {"j": 2}
 
 
-def test_no_reader_sees_an_entry_of_an_invalidated_tag_after_the_call(make_cache, request):
-    if request.node.callspec.params["make_cache"] == "hybrid-disk":
-        # A known gap (README "Limits"): over SQLite the hybrid has no fill barrier, so a read that
-        # fetched the old value before the delete can put it back in this process's memory after it.
-        request.applymarker(pytest.mark.xfail(reason="hybrid over SQLite: no fill barrier yet", strict=False))
+def test_no_reader_sees_an_entry_of_an_invalidated_tag_after_the_call(make_cache):
     cache, other = make_cache(), make_cache()
     keys = [f"scan:{i}" for i in range(100)]
     for key in keys:

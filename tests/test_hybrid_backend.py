@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -255,3 +256,71 @@ def test_an_expired_front_copy_is_still_served_stale_when_the_back_has_nothing_n
     entry = cache.get_entry("k")
     assert entry is not None and entry.value == "v" and entry.is_stale
     assert cache.get("k") is None
+
+
+CHANGES: dict[str, tuple[Callable[[Cache], object], object]] = {
+    # what runs while a read is in flight, and what every read must return once it has returned
+    "delete": (lambda cache: cache.delete("scan:k"), None),
+    "set": (lambda cache: cache.set("scan:k", "new"), "new"),
+    "invalidate_tag": (lambda cache: cache.invalidate_tag("t"), None),
+    "invalidate_prefix": (lambda cache: cache.invalidate(prefix="scan:"), None),
+    "clear": (lambda cache: cache.clear(), None),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_read_in_flight_cannot_put_an_older_value_in_memory_after_a_change_returned(make_cache, change):
+    """The fill barrier: a reader fetched "old" from the back, the change runs and returns, and only
+    then does the reader go on to fill memory: that fill must not happen."""
+    cache = make_cache()
+    assert cache.set("scan:k", "old", tags=["t"])
+    hybrid = cache.backend
+    hybrid.front.clear()  # the next read goes to the back store
+    fetched, release = threading.Event(), threading.Event()
+    back_get = hybrid.back.get
+
+    def get_then_pause(key: str) -> object:
+        raw = back_get(key)  # the old value, read before the change
+        fetched.set()
+        assert release.wait(10)
+        return raw
+
+    hybrid.back.get = get_then_pause
+    returned: list[object] = []
+    reader = threading.Thread(target=lambda: returned.append(cache.get("scan:k")))
+    reader.start()
+    assert fetched.wait(10)
+    del hybrid.back.get  # the change's own reads are not paused
+    run, expected = CHANGES[change]
+    run(cache)
+    release.set()
+    reader.join(10)
+    assert returned == ["old"]  # it read before the change returned: the old value is its answer
+    held = hybrid.front.peek("scan:k")
+    assert held is None or held.value == expected  # but memory did not keep it
+    assert cache.get("scan:k") == expected
+    assert hybrid.skipped_fills >= 1
+
+
+async def test_an_async_read_in_flight_cannot_refill_memory_after_a_delete(make_cache):
+    cache = make_cache()
+    assert await cache.aset("k", "old")
+    hybrid = cache.backend
+    hybrid.front.clear()
+    fetched, release = asyncio.Event(), asyncio.Event()
+    back_aget = hybrid.back.aget
+
+    async def aget_then_pause(key: str) -> object:
+        raw = await back_aget(key)
+        fetched.set()
+        await release.wait()
+        return raw
+
+    hybrid.back.aget = aget_then_pause
+    reader = asyncio.create_task(cache.aget("k"))
+    await asyncio.wait_for(fetched.wait(), 10)
+    del hybrid.back.aget
+    assert await cache.adelete("k")
+    release.set()
+    assert await asyncio.wait_for(reader, 10) == "old"
+    assert hybrid.front.peek("k") is None and await cache.aget("k") is None

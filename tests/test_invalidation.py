@@ -141,7 +141,8 @@ def test_a_read_in_flight_during_an_invalidation_does_not_fill_memory(make):
     token = _MARK.set(listener.mark())  # a read from Redis starts here...
     try:
         listener._push([b"invalidate", [backend.back.prefix.encode() + b"k"]])  # ...another worker writes
-        backend._fill("k", Record("old", time.time() + 60, time.time() + 60, 8))  # ...the old value lands
+        seen = backend._epoch_of("k")  # unmoved (no write of this process): the listener must bar it
+        backend._fill("k", Record("old", time.time() + 60, time.time() + 60, 8), seen)  # ...old value lands
     finally:
         _MARK.reset(token)
     assert backend.front.peek("k") is None and backend.skipped_fills == 1

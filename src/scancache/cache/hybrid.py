@@ -3,11 +3,22 @@
 Hot keys are answered from process memory without a round trip; the back store is the authority that
 other processes (and the next run) see. The front holds decoded Records, the back holds Codec blobs,
 so a value crosses the codec once per process, on the first read.
+
+Fill barrier: a read that missed memory and fetched from the back must not put what it fetched in
+memory after a write or delete of that key has returned (it would serve the old value until its TTL).
+A delete goes to the back first; then, under `_fill_lock`, the key's epoch (one of _STRIPES counters,
+chosen by the key's hash) is bumped and memory updated. A reader notes the epochs before its back
+read and fills memory only under the same lock, only if its key's epoch has not moved. So a fill
+either lands before the change's memory step (which then removes it) or sees the bumped epoch and is
+skipped; a reader that noted the epoch after the bump read the back after the change. A write takes
+such a memory step before its back write (memory serves the new value at once) and one after it
+(_settle_front). clear and invalidate(prefix=...) bump every epoch. Memory hits take no lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +28,10 @@ from scancache.cache.codec import Codec, CorruptEntry
 from scancache.cache.memory import MemoryBackend
 
 __all__ = ["HybridBackend"]
+
+#: Epoch counters of the fill barrier: keys share one when their hashes agree modulo this (a shared
+#: counter only skips a fill that was safe, never admits one that was not).
+_STRIPES = 256
 
 
 class HybridBackend:
@@ -29,6 +44,8 @@ class HybridBackend:
     entries and counts the failure in `back_errors`; get on a key the front lacks raises.
     size() is the back's count (the authoritative store); size_bytes() and evictions are the front's.
     The front does not see writes made by other processes until its own copy expires or is evicted.
+    Writes, deletes and clears reach the back first, then memory behind the fill barrier (module doc):
+    once one returns, no read in flight puts an older value of that key back in memory.
     """
 
     holds_records = True
@@ -43,6 +60,9 @@ class HybridBackend:
         self.corrupt = 0
         self.back_errors = 0
         self.fills = 0
+        self.skipped_fills = 0  # fills a concurrent write or delete made outdated
+        self._fill_lock = threading.Lock()
+        self._epochs = [0] * _STRIPES
 
     @property
     def evictions(self) -> int:
@@ -97,23 +117,24 @@ class HybridBackend:
             del found[key]
         return found, stale, [key for key in keys if key not in found]
 
-    def _take(self, found: dict[str, Record], raws: dict[str, Any]) -> list[str]:
-        """Decode what the back returned into found and memory; returns the keys whose blob was corrupt."""
+    def _take(self, found: dict[str, Record], raws: dict[str, Any], seen: dict[str, int]) -> list[str]:
+        """Decode what the back returned into found and memory (seen: each key's epoch before the
+        back read); returns the keys whose blob was corrupt."""
         corrupt = []
         for key, raw in raws.items():
             record = self._decode(key, raw)
             if record is None:
                 corrupt.append(key)
             else:
-                self._fill(key, record)
+                self._fill(key, record, seen[key])
                 found[key] = record
         return corrupt
 
-    def _newer(self, key: str, front: Record | None, back: Record | None) -> Record | None:
+    def _newer(self, key: str, front: Record | None, back: Record | None, seen: int) -> Record | None:
         """The fresher of the front's (expired) copy and the back's record; the back's fills memory."""
         if back is None or (front is not None and back.expires_at <= front.expires_at):
             return front
-        self._fill(key, back)
+        self._fill(key, back, seen)
         return back
 
     def _keep_newer(self, found: dict[str, Record], stale: dict[str, Record]) -> dict[str, Record]:
@@ -123,20 +144,67 @@ class HybridBackend:
                 found[key] = record
         return found
 
-    def _fill(self, key: str, record: Record) -> None:
-        """Keep a record read from the back in memory, unless it is larger than the memory budget."""
-        try:
-            self.front.set(key, record)
-        except ValueError:  # larger than the whole memory budget: only the back keeps it
-            return
+    def _epoch_of(self, key: str) -> int:
+        """key's epoch in the fill barrier, noted by a reader before it asks the back."""
+        return self._epochs[hash(key) % _STRIPES]
+
+    def _epochs_of(self, keys: Sequence[str]) -> dict[str, int]:
+        """_epoch_of each key (get_many's readers)."""
+        epochs = self._epochs
+        return {key: epochs[hash(key) % _STRIPES] for key in keys}
+
+    def _fill(self, key: str, record: Record, seen: int) -> None:
+        """Keep a record read from the back in memory, unless a write or delete of key moved its
+        epoch since seen was noted (the record may be outdated) or it is larger than the memory
+        budget."""
+        stripe = hash(key) % _STRIPES
+        with self._fill_lock:
+            if self._epochs[stripe] != seen:
+                self.skipped_fills += 1
+                return
+            try:
+                self.front.set(key, record)
+            except ValueError:  # larger than the whole memory budget: only the back keeps it
+                return
         self.fills += 1
 
-    def _store_front(self, key: str, record: Record) -> None:
-        """Write a record to memory; one too large for it must not leave an older copy there."""
-        try:
-            self.front.set(key, record)
-        except ValueError:  # too large for memory; drop any older copy so it cannot be served
-            self.front.delete(key)
+    def _store_front(self, items: Sequence[tuple[str, Record]]) -> None:
+        """The memory step before a write's back step: bump each key's epoch and write the record
+        (one too large for memory must not leave an older copy there)."""
+        with self._fill_lock:
+            for key, record in items:
+                self._epochs[hash(key) % _STRIPES] += 1
+                try:
+                    self.front.set(key, record)
+                except ValueError:  # too large for memory; drop any older copy so it cannot be served
+                    self.front.delete(key)
+
+    def _settle_front(self, items: Sequence[tuple[str, Record]]) -> None:
+        """The memory step after a write's back step (which ran between the two): bump each key's
+        epoch again, so a read that noted it meanwhile (and may have read the older value) cannot
+        fill, and drop whatever memory holds for the key if it is not this write's record: an older
+        value a read filled meanwhile, another write's, or nothing because another worker's write
+        was reported (CLIENT TRACKING) while ours was on its way. Memory then holds this write's
+        value or nothing."""
+        with self._fill_lock:
+            for key, record in items:
+                self._epochs[hash(key) % _STRIPES] += 1
+                if self.front.peek(key) is not record:
+                    self.front.delete(key)
+
+    def _forget(self, key: str) -> bool:
+        """The memory step of a delete, after the back's: bump key's epoch, drop it from memory;
+        True if memory held it."""
+        with self._fill_lock:
+            self._epochs[hash(key) % _STRIPES] += 1
+            return self.front.delete(key)
+
+    def forget_where(self, drop: Callable[[MemoryBackend], int]) -> int:
+        """The memory step of a clear or invalidate(prefix=...), after the back's: bump every epoch,
+        then drop(front) removes the entries; returns what drop returns."""
+        with self._fill_lock:
+            self._epochs = [epoch + 1 for epoch in self._epochs]
+            return drop(self.front)
 
     # ------------------------------------------------------------------ sync API
     def get(self, key: str) -> Record | None:
@@ -147,6 +215,7 @@ class HybridBackend:
         if fresh:
             return front
         # Missing or expired in memory: another worker may have written a fresh value to the back.
+        seen = self._epoch_of(key)
         try:
             raw = self.back.get(key)
         except Exception:
@@ -154,12 +223,13 @@ class HybridBackend:
                 raise
             self.back_errors += 1
             return front
-        return self._newer(key, front, None if raw is None else self._record(key, raw))
+        return self._newer(key, front, None if raw is None else self._record(key, raw), seen)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
         """Memory first, then one back call (MGET on Redis) for the rest; fills memory."""
         found, stale, missing = self._front_split(keys)
         if missing:
+            seen = self._epochs_of(missing)
             try:
                 raws = self.back.get_many(missing)
             except Exception:
@@ -167,26 +237,38 @@ class HybridBackend:
                     raise
                 self.back_errors += 1
             else:
-                for key in self._take(found, raws):
+                for key in self._take(found, raws, seen):
                     with contextlib.suppress(Exception):  # best effort: the next read would retry it
                         self.back.delete(key)
         return self._keep_newer(found, stale)
 
     def set(self, key: str, record: Record, blob: bytes | None) -> None:
-        """Write-through: memory, then the back; a back failure propagates (memory keeps the value)."""
-        self._store_front(key, record)
-        self.back.set(key, record, blob)
+        """Write-through: memory, the back, then memory settled behind the fill barrier (see
+        _settle_front); a back failure propagates (memory keeps the value)."""
+        written = [(key, record)]
+        self._store_front(written)
+        try:
+            self.back.set(key, record, blob)
+        finally:
+            self._settle_front(written)
 
     def set_many(self, items: Sequence[WriteItem]) -> None:
-        """Memory, then one back call (a pipeline on Redis, a transaction on SQLite)."""
-        for item in items:
-            self._store_front(item.key, item.record)
-        self.back.set_many(items)
+        """Memory, one back call (a pipeline on Redis, a transaction on SQLite), memory settled (as set)."""
+        written = [(item.key, item.record) for item in items]
+        self._store_front(written)
+        try:
+            self.back.set_many(items)
+        finally:
+            self._settle_front(written)
 
     def delete(self, key: str) -> bool:
-        """Delete from both; True if either held the key. A back failure propagates."""
-        in_front = self.front.delete(key)
-        return bool(self.back.delete(key)) or in_front
+        """Delete from the back, then from memory behind the fill barrier; True if either held the
+        key. A back failure propagates (memory's copy is dropped all the same)."""
+        try:
+            in_back = bool(self.back.delete(key))
+        finally:
+            in_front = self._forget(key)
+        return in_back or in_front
 
     def discard(self, key: str, raw: Any) -> None:
         """Drop a dead Record from memory only. The back expires it by itself (Redis PX, SQLite's
@@ -194,9 +276,13 @@ class HybridBackend:
         self.front.discard(key, raw)
 
     def clear(self) -> int:
-        """Clear both; returns how many entries the back held (memory holds a subset)."""
-        front_count = self.front.clear()
-        return max(int(self.back.clear() or 0), front_count)
+        """Clear the back, then memory behind the fill barrier; returns how many entries the back
+        held (memory holds a subset)."""
+        try:
+            back_count = int(self.back.clear() or 0)
+        finally:
+            front_count = self.forget_where(MemoryBackend.clear)
+        return max(back_count, front_count)
 
     def purge_expired(self, now: float) -> int:
         """Purge both tiers; returns the back's count (plus the front's when the back self-expires)."""
@@ -228,6 +314,7 @@ class HybridBackend:
         front, fresh = self._front_copy(key)
         if fresh:
             return front
+        seen = self._epoch_of(key)
         try:
             raw = await self.back.aget(key)
         except Exception:
@@ -235,12 +322,13 @@ class HybridBackend:
                 raise
             self.back_errors += 1
             return front
-        return self._newer(key, front, None if raw is None else await self._arecord(key, raw))
+        return self._newer(key, front, None if raw is None else await self._arecord(key, raw), seen)
 
     async def aget_many(self, keys: Sequence[str]) -> dict[str, Record]:
         """Async get_many: memory inline, the rest in one async back call (get_many's steps)."""
         found, stale, missing = self._front_split(keys)
         if missing:
+            seen = self._epochs_of(missing)
             try:
                 raws = await self.back.aget_many(missing)
             except Exception:
@@ -248,31 +336,44 @@ class HybridBackend:
                     raise
                 self.back_errors += 1
             else:
-                for key in self._take(found, raws):
+                for key in self._take(found, raws, seen):
                     with contextlib.suppress(Exception):
                         await self.back.adelete(key)
         return self._keep_newer(found, stale)
 
     async def aset(self, key: str, record: Record, blob: bytes | None) -> None:
-        """Async write-through."""
-        self._store_front(key, record)
-        await self.back.aset(key, record, blob)
+        """Async write-through (set's steps, the back awaited)."""
+        written = [(key, record)]
+        self._store_front(written)
+        try:
+            await self.back.aset(key, record, blob)
+        finally:
+            self._settle_front(written)
 
     async def aset_many(self, items: Sequence[WriteItem]) -> None:
-        """Async set_many: memory inline, then one async back call."""
-        for item in items:
-            self._store_front(item.key, item.record)
-        await self.back.aset_many(items)
+        """Async set_many (set_many's steps, the back awaited)."""
+        written = [(item.key, item.record) for item in items]
+        self._store_front(written)
+        try:
+            await self.back.aset_many(items)
+        finally:
+            self._settle_front(written)
 
     async def adelete(self, key: str) -> bool:
-        """Async delete from both tiers."""
-        in_front = self.front.delete(key)
-        return bool(await self.back.adelete(key)) or in_front
+        """Async delete (delete's steps, the back awaited)."""
+        try:
+            in_back = bool(await self.back.adelete(key))
+        finally:
+            in_front = self._forget(key)
+        return in_back or in_front
 
     async def aclear(self) -> int:
-        """Async clear of both tiers."""
-        front_count = self.front.clear()
-        return max(int(await self.back.aclear() or 0), front_count)
+        """Async clear (clear's steps, the back awaited)."""
+        try:
+            back_count = int(await self.back.aclear() or 0)
+        finally:
+            front_count = self.forget_where(MemoryBackend.clear)
+        return max(back_count, front_count)
 
     async def aclose(self) -> None:
         """Async close of the back store."""

@@ -452,19 +452,18 @@ class TrackedHybridBackend(HybridBackend):
                 memory.clear()
 
         self.listener = InvalidationListener(url, prefix, evict, flush, timeout_seconds=timeout_seconds)
-        self.skipped_fills = 0
         weakref.finalize(self, self.listener.close)
         self.listener.start()
         # Writes made before tracking is on are flushed when it comes on: wait for it (a live Redis
         # answers in a millisecond; a dead one costs timeout_seconds once, then we go on).
         self.listener.connected.wait(timeout_seconds)
 
-    def _fill(self, key: str, record: Any) -> None:
+    def _fill(self, key: str, record: Any, seen: int) -> None:
         mark = _MARK.get()
         if mark is None or self.listener.changed_since(key, mark):
             self.skipped_fills += 1  # outdated already, or tracking down: serve it, keep it out of memory
             return
-        super()._fill(key, record)
+        super()._fill(key, record, seen)  # and this process's own writes: HybridBackend's barrier
 
     def _marked(self, read: Callable[..., Any], *args: Any) -> Any:
         token = _MARK.set(self.listener.mark())

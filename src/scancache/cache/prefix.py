@@ -4,10 +4,9 @@ Each backend removes the matching keys its own way: memory under its write lock,
 DELETE, Redis by SCAN MATCH (the prefix glob-escaped) and UNLINK in batches, hybrid in its back store
 and then its memory. What it guarantees: an entry that was stored before the call returns is not
 read from this cache after it (by any thread or task), nor, on Redis, by any other worker (a hybrid
-worker's memory follows through CLIENT TRACKING within the invalidation delay). On a hybrid over
-Redis, reads from Redis that were in flight during the call do not put what they read into memory
-(the fill barrier of cache/invalidation.py); on a hybrid over SQLite such a read may, for the rest
-of its TTL (that tier does not follow other writers either).
+worker's memory follows through CLIENT TRACKING within the invalidation delay). On a hybrid, reads
+from the back store that were in flight during the call do not put what they read into memory after
+it (the fill barrier of cache/hybrid.py, and over Redis also that of cache/invalidation.py).
 """
 
 from __future__ import annotations
@@ -79,7 +78,7 @@ def invalidate_prefix(backend: Any, prefix: str) -> int:
         removed = invalidate_prefix(backend.back, prefix)
         if listener is not None:
             listener.barrier()
-        _memory(front, prefix)
+        backend.forget_where(lambda memory: _memory(memory, prefix))
         return removed
     if kind == "MemoryBackend":
         return _memory(backend, prefix)

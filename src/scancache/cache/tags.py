@@ -8,12 +8,12 @@ ran in between), the key is registered in the new generation too. invalidate_tag
 first (later sets register in the new one), then deletes every key of the generations before it.
 
 So an entry whose set completed before invalidate_tag started is deleted by the time it returns, from
-the backend and from this cache's memory (on a hybrid over Redis, reads in flight are kept from
-filling memory by the listener's fill barrier; other workers' memory follows through CLIENT TRACKING
-within the invalidation delay). A hybrid over SQLite has no such barrier yet: a read that fetched an
-entry just before its delete can put it back in this process's memory until the entry's TTL.
-A set that overlaps the invalidation either lands before it (and is
-deleted) or after it (and stays, registered in the new generation, for the next invalidation).
+the backend and from this cache's memory: on a hybrid, a read in flight that fetched the entry from
+the back store before its delete cannot put it back in memory (the hybrid's fill barrier, see
+cache/hybrid.py; over Redis also the listener's), and other workers' memory over Redis follows
+through CLIENT TRACKING within the invalidation delay. A set that overlaps the invalidation either
+lands before it (and is deleted) or after it (and stays, registered in the new generation, for the
+next invalidation).
 A key stays attached to its tags until they are invalidated or the key is deleted and re-set.
 """
 
