@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import pytest
 
 from scancache.cache import refresh
 from scancache.cache.core import Cache
-from scancache.cache.refresh import COMPUTE_SUFFIX, _state
+from scancache.cache.refresh import COMPUTE_SUFFIX, LEASE_SUFFIX, _state
 from scancache.config import CacheConfig, CacheType
 from support import FakeClock
 
@@ -131,10 +132,8 @@ def test_decorated_functions_refresh_early_and_count_it(fixed_draw):
 def test_a_missing_worker_waits_for_another_workers_leased_computation(tmp_path):
     config = CacheConfig(cache_type=CacheType.DISK, cache_dir=str(tmp_path), ttl_seconds=1000)
     holder, waiter = Cache(config), Cache(config)
-    # Another worker announced a 2 s computation of "k" (its lease), and will store it while we wait.
-    holder.set("k" + COMPUTE_SUFFIX, [0.5, time.time() + 2.0])
+    holder.set("k" + LEASE_SUFFIX, "recompute lease", ttl=5.0)  # another worker is computing "k"
     computed = []
-    import threading
 
     def store_soon() -> None:
         time.sleep(0.1)
@@ -150,6 +149,6 @@ def test_a_missing_worker_waits_for_another_workers_leased_computation(tmp_path)
 def test_a_lease_that_runs_out_lets_the_waiter_compute(tmp_path):
     config = CacheConfig(cache_type=CacheType.DISK, cache_dir=str(tmp_path), ttl_seconds=1000)
     with Cache(config) as cache:
-        cache.set("k" + COMPUTE_SUFFIX, [0.01, time.time() + 0.05])  # a worker that died mid-compute
+        cache.set("k" + LEASE_SUFFIX, "recompute lease", ttl=0.05)  # a worker that died mid-compute
         assert cache.get_or_set("k", lambda: "mine", ttl=100) == "mine"
-        assert cache.get("k" + COMPUTE_SUFFIX)[1] == 0.0  # our write cleared the lease
+        assert cache.get("k" + LEASE_SUFFIX) is None  # the lease is released once the value is stored

@@ -89,6 +89,15 @@ class Backend(Protocol):
         Redis: one pipeline, not a transaction; a cluster: one per node, and a failed node raises
         after the others stored their part)."""
 
+    def add(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:
+        """set() only if key is absent or dead (its stale_until <= now, the front's clock): True if
+        this call stored it, False if a live entry was there (left as it was). Atomic across every
+        thread, task and process sharing the store: of concurrent adds of one absent key, exactly
+        one returns True (get-or-compute's recompute lease, cache/refresh.py). The one method
+        besides purge_expired that compares times (Redis: the key's own PX does it). Cost: as set()
+        (memory: under the write lock; SQLite: one INSERT ... ON CONFLICT DO UPDATE ... WHERE dead;
+        Redis: one SET NX PX)."""
+
     def delete(self, key: str) -> bool:
         """Remove key; True if it was there. Cost: O(1) / one statement / one DEL."""
 
@@ -130,6 +139,9 @@ class Backend(Protocol):
     async def aset_many(self, items: Sequence[WriteItem]) -> None:
         """Async twin of set_many()."""
 
+    async def aadd(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:
+        """Async twin of add()."""
+
     async def adelete(self, key: str) -> bool:
         """Async twin of delete()."""
 
@@ -156,6 +168,9 @@ class InlineAsyncBase:
     async def aset_many(self, items: Sequence[WriteItem]) -> None:
         self.set_many(items)
 
+    async def aadd(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:
+        return self.add(key, record, blob, now)
+
     async def adelete(self, key: str) -> bool:
         return self.delete(key)
 
@@ -176,6 +191,9 @@ class InlineAsyncBase:
         raise NotImplementedError
 
     def set_many(self, items: Sequence[WriteItem]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def add(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:  # pragma: no cover
         raise NotImplementedError
 
     def delete(self, key: str) -> bool:  # pragma: no cover - interface
@@ -226,6 +244,9 @@ class ByteBackendBase:
     async def aset_many(self, items: Sequence[WriteItem]) -> None:
         await to_thread(self.set_many, items)
 
+    async def aadd(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:
+        return await to_thread(self.add, key, record, blob, now)
+
     async def adelete(self, key: str) -> bool:
         return await to_thread(self.delete, key)
 
@@ -246,6 +267,9 @@ class ByteBackendBase:
         raise NotImplementedError
 
     def set(self, key: str, record: Record, blob: bytes | None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def add(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:  # pragma: no cover
         raise NotImplementedError
 
     def delete(self, key: str) -> bool:  # pragma: no cover - interface

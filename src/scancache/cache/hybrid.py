@@ -261,6 +261,14 @@ class HybridBackend:
         finally:
             self._settle_front(written)
 
+    def add(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:
+        """The back's add (the authority: atomic across processes); when it stored, memory's older
+        copy of key is dropped behind the fill barrier (the next read fetches the new entry)."""
+        stored = bool(self.back.add(key, record, blob, now))
+        if stored:
+            self._forget(key)
+        return stored
+
     def delete(self, key: str) -> bool:
         """Delete from the back, then from memory behind the fill barrier; True if either held the
         key. A back failure propagates (memory's copy is dropped all the same)."""
@@ -358,6 +366,13 @@ class HybridBackend:
             await self.back.aset_many(items)
         finally:
             self._settle_front(written)
+
+    async def aadd(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:
+        """Async add (add's steps, the back awaited)."""
+        stored = bool(await self.back.aadd(key, record, blob, now))
+        if stored:
+            self._forget(key)
+        return stored
 
     async def adelete(self, key: str) -> bool:
         """Async delete (delete's steps, the back awaited)."""

@@ -97,6 +97,19 @@ class MemoryBackend(InlineAsyncBase):
         if too_big:
             raise ValueError(f"{len(too_big)} entries exceed max_memory_mb (first: {too_big[0]!r})")
 
+    def add(self, key: str, record: Record, blob: bytes | None = None, now: float = 0.0) -> bool:
+        """Store record only if key is absent or dead (stale_until <= now); True if stored. Under the
+        write lock, so one thread of many wins. ValueError for an entry larger than max_bytes."""
+        if record.nbytes > self.max_bytes:
+            raise ValueError(f"entry of {record.nbytes} bytes exceeds max_memory_mb")
+        with self._lock:
+            held = self._data.get(key)
+            if held is not None and held.stale_until > now:
+                return False
+            self._store(key, record)
+            self._evict()
+            return True
+
     def _store(self, key: str, record: Record) -> None:
         old = self._data.pop(key, None)
         if old is not None:

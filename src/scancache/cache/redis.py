@@ -194,6 +194,10 @@ class RedisBackend(ByteBackendBase):
             return client.set(self.prefix + key, blob, px=milliseconds)
         return client.delete(self.prefix + key)  # already past: store nothing, drop the old value
 
+    def _add(self, client: Any, name: str, blob: bytes | None, milliseconds: int) -> Any:
+        assert blob is not None, "RedisBackend stores encoded blobs (wants_blob=True)"
+        return client.set(name, blob, px=milliseconds, nx=True)
+
     def _pipeline(self, client: Any, items: Sequence[WriteItem]) -> Any:
         pipe = client.pipeline(transaction=False)
         for item in items:
@@ -270,6 +274,18 @@ class RedisBackend(ByteBackendBase):
             except Exception as exc:
                 results.append(exc)
         self._raise_first(results)
+
+    def add(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:
+        """SET key blob NX PX (stale_until - now): stored only if the key does not exist (Redis drops
+        it at its PX, so a dead entry is absent); True if stored. One command, atomic on the server
+        (a cluster: on the key's slot owner). An entry already past its stale window stores nothing
+        (False)."""
+        milliseconds = self._expiry_ms(record)
+        if not milliseconds:
+            return False
+        name = self.prefix + key
+        node = self._node(self._clients.existing_sync(), name)
+        return bool(self._run(lambda client: self._add(client, name, blob, milliseconds), node))
 
     def delete(self, key: str) -> bool:
         """DEL key; True if it existed."""
@@ -353,6 +369,15 @@ class RedisBackend(ByteBackendBase):
             self._arun(partial(self._pipeline, items=part), node)
             for node, part in self._batch_groups(client, items)), return_exceptions=True)
         self._raise_first(list(results))
+
+    async def aadd(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:
+        """Async add: SET NX PX on this loop's client."""
+        milliseconds = self._expiry_ms(record)
+        if not milliseconds:
+            return False
+        name = self.prefix + key
+        return bool(await self._arun(lambda client: self._add(client, name, blob, milliseconds),
+                                     self._loop_node(name)))
 
     async def adelete(self, key: str) -> bool:
         """Async DEL."""

@@ -1,4 +1,5 @@
-"""get-or-compute with early refresh (XFetch) and stale-while-revalidate, for get_or_set and @cached.
+"""get-or-compute with early refresh (XFetch), a recompute lease and stale-while-revalidate, for
+get_or_set and @cached.
 
 Early refresh is probabilistic early expiration (XFetch: Vattani, Chierichetti, Lowenstein, "Optimal
 Probabilistic Cache Stampede Prevention", VLDB 2015): a reader of a fresh entry recomputes it early
@@ -8,20 +9,23 @@ reader keeps getting the fresh value, instead of all of them missing at once at 
 
 delta is measured around the factory and kept per key in this process. Backends shared with other
 processes (SQLite, Redis, hybrid) also get it, when it is 1 ms or more, in a companion entry
-`key + COMPUTE_SUFFIX` written in the same call (one pipeline on Redis) with the same lifetime, so a
-worker that never computed the key still refreshes it early (the companion counts in size()).
-(Storing it inside the entry's own record would need a codec field; the companion keeps the entry
-format and every backend untouched.)
+`key + COMPUTE_SUFFIX` (`[compute seconds, 0.0]`) written in the same call (one pipeline on Redis)
+with the same lifetime, so a worker that never computed the key still refreshes it early.
 
-The companion is `[compute seconds, lease_until]`. A worker that draws an early refresh on a shared
-backend reads it first: while another worker's lease runs it keeps serving the fresh value; else it
-writes its own lease (LEASE_DELTAS compute times) and recomputes. Two workers then both refresh only
-when they draw within one round trip of each other. The lease never touches the entry itself (an
-unconditional write of the old value could overwrite a newer one); a failed refresh just lets the
-lease run out.
+The recompute lease: whoever is about to compute a key (a miss, an XFetch draw, a background refresh
+of a stale entry) first stores `key + LEASE_SUFFIX` with the backend's atomic set-if-absent
+(Backend.add: SET NX PX on Redis, a conditional upsert on SQLite, under the lock in memory), for
+LEASE_DELTAS compute times (FIRST_LEASE_SECONDS while the compute time is unknown). Exactly one caller
+of every thread, task and process sharing the store gets it. The others: an early draw or a stale
+read serves the value it has; a miss waits for the holder's value, polling the entry and the lease in
+one read, and takes the lease itself when it is gone (its holder failed, or died: a lease expires by
+itself, so a killed holder leaves the key stuck for one lease at most). The holder deletes the lease
+once its value is stored (or its factory failed). A backend failure while taking the lease counts
+as taken (fail open: an outage must not stop computing).
 
-The sync and async paths share `fresh_hit`, `_decide` and `_Plan`; they differ only in the calls that
-wait.
+The sync and async faces share one body per step (_lookup, _compute, _background): generators that
+yield what to do (read, lease, sleep, call the factory, join a flight) and receive the answer; _run
+and _arun carry those out, blocking or awaiting. Only the drivers differ.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +46,8 @@ from scancache.cache.singleflight import call_factory
 if TYPE_CHECKING:  # imported where a coroutine needs it: sync-only processes never do
     import asyncio
 
-__all__ = ["COMPUTE_SUFFIX", "DEFAULT_BETA", "EARLY", "RefreshCounters", "aget_or_compute", "fresh_hit",
-           "get_or_compute"]
+__all__ = ["COMPUTE_SUFFIX", "DEFAULT_BETA", "EARLY", "LEASE_SUFFIX", "RefreshCounters", "aget_or_compute",
+           "fresh_hit", "get_or_compute"]
 
 log = logging.getLogger("scancache.cache")
 
@@ -51,14 +55,20 @@ log = logging.getLogger("scancache.cache")
 DEFAULT_BETA = 1.0
 #: Companion entry holding a key's measured compute time (seconds) on shared backends.
 COMPUTE_SUFFIX = "\x00compute-seconds"
+#: The recompute lease of a key: present (unexpired) while one caller computes it.
+LEASE_SUFFIX = "\x00recompute-lease"
 #: Shorter computes get no companion: their early window (about delta * ln(readers)) is too short to
 #: matter, and a stampede of them costs little; the companion would only take room.
 MIN_SHARED_COMPUTE_SECONDS = 0.001
 _MAX_TRACKED_KEYS = 100_000  # per-process compute times kept (LRU); beyond, the companion is read
-#: An early refresh on a shared backend first pushes the entry's expiry this many compute times later.
+#: A lease lasts this many compute times (at least MIN_LEASE_SECONDS): the holder deletes it when done,
+#: so its length matters only when the holder dies or stalls (others wait that long at most).
 LEASE_DELTAS = 4.0
+MIN_LEASE_SECONDS = 0.25
+#: A lease taken while the compute time is unknown (a key never computed, or computed in under 1 ms).
+FIRST_LEASE_SECONDS = 5.0
 _MAX_DRAW = 37.0  # -ln(1 - random()) never exceeds 36.8 (random() is a multiple of 2**-53 below 1)
-_MAX_LEASE_WAIT = 10.0  # seconds: a lease read back never holds a caller longer (a planted one neither)
+_MAX_LEASE_WAIT = 10.0  # seconds a missing caller waits for leases before computing regardless
 _SAME_EXPIRY = 0.001  # seconds: expiries closer than this are the same write (see _fresh_elsewhere)
 _HIT, _EARLY, _STALE, _MISS = range(4)
 #: fresh_hit's answer when XFetch drew an early refresh.
@@ -94,7 +104,7 @@ class _State:
                 self.compute_seconds.popitem(last=False)
 
     def claim_refresh(self, key: str) -> bool:
-        """True for the one caller that should start a background refresh of key."""
+        """True for the one caller of this process that should start a background refresh of key."""
         with self.lock:
             if key in self.refreshing:
                 return False
@@ -173,8 +183,8 @@ def _decide(entry: CacheEntry | None, delta: float | None, now: float, beta: flo
 def _fresh_elsewhere(again: CacheEntry | None, seen: float | None) -> bool:
     """Another caller stored a fresh value since we looked (seen: the expiry we saw, None on a miss).
 
-    A refresh sets a later expiry; one within _SAME_EXPIRY of seen is the entry we saw (or our own
-    lease), and recomputing it at worst repeats a refresh."""
+    A refresh sets a later expiry; one within _SAME_EXPIRY of seen is the entry we saw, and
+    recomputing it at worst repeats a refresh."""
     if again is None or again.is_stale:
         return False
     return seen is None or again.expires_at > seen + _SAME_EXPIRY
@@ -182,7 +192,7 @@ def _fresh_elsewhere(again: CacheEntry | None, seen: float | None) -> bool:
 
 @dataclass(slots=True)
 class _Plan:
-    """One get-or-compute call: its arguments, shared by the sync and async paths."""
+    """One get-or-compute call: its arguments, shared by the sync and async drivers."""
 
     cache: Any
     key: str
@@ -192,7 +202,6 @@ class _Plan:
     beta: float
     serve_stale: bool
     counters: RefreshCounters | None
-    leased: bool = False  # we announced a refresh in the companion: our write must clear it
 
     def count(self, field: str) -> None:
         if self.counters is not None:
@@ -202,35 +211,25 @@ class _Plan:
         """({key: value[, companion: compute seconds]}, ttl, stale) for one set_many."""
         ttl, stale = self.cache._lifetimes(result, self.ttl, self.stale_ttl)
         mapping = {self.key: result}
-        if (seconds >= MIN_SHARED_COMPUTE_SECONDS or self.leased) and _shares_entries(self.cache):
+        if seconds >= MIN_SHARED_COMPUTE_SECONDS and _shares_entries(self.cache):
             mapping[self.key + COMPUTE_SUFFIX] = [round(seconds, 6), 0.0]
         return mapping, ttl, stale
 
-    def lease(self, entry: CacheEntry | None, delta: float, now: float
-              ) -> tuple[dict[str, Any], float, float]:
-        """The companion write that announces our refresh for LEASE_DELTAS compute times."""
-        self.leased = True
-        lease_until = now + LEASE_DELTAS * delta
-        if entry is None:  # the companion outlives the lease: it still carries the compute time
-            # Any: a type() check (float subclasses excluded) narrows nothing for a type checker.
-            lifetime: Any = self.ttl if type(self.ttl) in (int, float) else self.cache.config.ttl_seconds
-            ttl: float = max(lease_until - now, lifetime)
-            return {self.key + COMPUTE_SUFFIX: [round(delta, 6), lease_until]}, ttl, 0.0
-        ttl = max(entry.expires_at, lease_until) - now
-        stale = entry.stale_until - entry.expires_at
-        return {self.key + COMPUTE_SUFFIX: [round(delta, 6), lease_until]}, ttl, stale
-
-    def wait_seconds(self, companion: Any, delta: float, now: float) -> float:
-        """How long a missing caller waits for another worker's leased refresh (0: compute now)."""
-        if not _leased_elsewhere(companion, now):
-            return 0.0
-        return min(companion[1] - now, LEASE_DELTAS * delta, _MAX_LEASE_WAIT)
+    def lease(self, delta: float | None) -> tuple[str, Any, bytes | None, float] | None:
+        """The arguments of the Backend.add that takes this key's lease; None when the lease would
+        store nothing (a zero ttl_seconds)."""
+        seconds = FIRST_LEASE_SECONDS if not delta else min(
+            max(LEASE_DELTAS * delta, MIN_LEASE_SECONDS), _MAX_LEASE_WAIT)
+        name = self.key + LEASE_SUFFIX
+        made = self.cache._make(name, _LEASE_HOLDER, seconds, 0.0)
+        if made is None:
+            return None
+        record, blob = made
+        return name, record, blob, self.cache.clock()
 
 
-def _leased_elsewhere(companion: Any, now: float) -> bool:
-    """True while the companion read back announces another worker's refresh."""
-    return type(companion) is list and len(companion) == 2 and type(companion[1]) is float and (
-        companion[1] > now)
+#: What a lease holds (its presence is what counts; the name says what it is to someone listing keys).
+_LEASE_HOLDER = "recompute lease"
 
 
 def _delta(plan: _Plan, state: _State, entry: CacheEntry | None) -> float | None:
@@ -256,37 +255,37 @@ def _refresh_failed(plan: _Plan, exc: BaseException) -> None:
                 plan.cache.name, plan.key[:80], type(exc).__name__, exc)
 
 
-def _finish_background(plan: _Plan, state: _State) -> None:
-    with state.lock:
-        state.refreshing.discard(plan.key)
+def _poll_step(delta: float | None) -> float:
+    """Seconds between looks at a leased key: jittered, so waiters whose lease ran out together do
+    not all try the next one at once."""
+    return min(max((delta or 0.1) / 2, 0.002), 0.05) * (0.5 + random.random())
 
 
-# ---------------------------------------------------------------------- sync
-def get_or_compute(cache: Any, key: str, factory: Callable[[], Any], ttl: TTL = None, *,
-                   stale_ttl: float | None = None, beta: float = DEFAULT_BETA, serve_stale: bool = False,
-                   counters: RefreshCounters | None = None) -> Any:
-    """The cached value of key, else factory()'s result stored and returned (threads share one call).
+# ---------------------------------------------------------------------- the shared body
+# A step yields requests, tuples whose first item says what to do for its plan, and receives the
+# result (or has the exception thrown in, for its own try/except); _run and _arun carry them out.
+_ENTRY = 0  # (_ENTRY, key, allow_stale) -> CacheEntry | None
+_GET = 1  # (_GET, key) -> value | None
+_GET_MANY = 2  # (_GET_MANY, keys) -> {key: value} of the fresh ones
+_SET_MANY = 3  # (_SET_MANY, mapping, ttl, stale) -> bool
+_LEASE = 4  # (_LEASE, delta) -> True if this caller holds the key's lease now
+_RELEASE = 5  # (_RELEASE,) -> None: delete the key's lease (best effort)
+_SLEEP = 6  # (_SLEEP, seconds) -> None
+_FACTORY = 7  # (_FACTORY,) -> the factory's result
+_FLIGHT = 8  # (_FLIGHT, step, *args) -> step(plan, *args)'s result, one run per key in this process
+_SPAWN = 9  # (_SPAWN, step, *args) -> None: step(plan, *args) runs in the background (thread, task)
 
-    beta > 0: a fresh entry may be recomputed early (XFetch) by one caller. serve_stale: an entry in
-    its stale window is returned at once and refreshed in a background thread (one per key).
-    A factory exception reaches the callers that waited for it and stores nothing; during an early
-    or background refresh it is logged and the current value kept.
-    """
-    hit = fresh_hit(cache, key, beta, counters)
-    if hit is not _MISSING and hit is not EARLY:
-        return hit
-    plan = _Plan(cache, key, factory, ttl, stale_ttl, beta, serve_stale, counters)
-    return full_get_or_compute(plan, drawn=hit is EARLY)
+_Step = Generator[tuple[Any, ...], Any, Any]
 
 
-def full_get_or_compute(plan: _Plan, drawn: bool = False) -> Any:
-    """get_or_compute past the in-process fast path; drawn: XFetch already chose to refresh."""
+def _lookup(plan: _Plan, drawn: bool) -> _Step:
+    """get-or-compute past the in-process fast path; drawn: XFetch already chose to refresh."""
     cache, key, state = plan.cache, plan.key, _state(plan.cache)
-    entry = cache.get_entry(key, allow_stale=plan.serve_stale)
+    entry = yield (_ENTRY, key, plan.serve_stale)
     delta = _delta(plan, state, entry)
     if delta is None and entry is not None and not entry.is_stale and plan.beta > 0 and _shares_entries(
             cache):
-        delta = _take_companion(plan, state, cache.get(key + COMPUTE_SUFFIX))
+        delta = _take_companion(plan, state, (yield (_GET, key + COMPUTE_SUFFIX)))
     action = _decide(entry, delta, cache.clock(), plan.beta, drawn)
     if action == _HIT:
         plan.count("hits")
@@ -294,88 +293,207 @@ def full_get_or_compute(plan: _Plan, drawn: bool = False) -> Any:
     if action == _STALE:
         plan.count("stale_hits")
         if state.claim_refresh(key):
-            threading.Thread(target=_background, args=(plan, state, entry.expires_at),
-                             name="scancache-refresh", daemon=True).start()
+            yield (_SPAWN, _background, state, entry.expires_at)
         return entry.value
     if action == _EARLY:
         assert entry is not None
-        delta = delta or state.compute_seconds.get(key)
-        if delta and _shares_entries(cache):
-            now = cache.clock()
-            if _leased_elsewhere(cache.get(key + COMPUTE_SUFFIX), now):
-                plan.count("hits")
-                return entry.value  # another worker is refreshing it: keep serving the fresh value
-            mapping, ttl, stale = plan.lease(entry, delta, now)
-            cache.set_many(mapping, ttl, stale_ttl=stale)
+        if not (yield (_LEASE, delta or state.compute_seconds.get(key))):
+            plan.count("hits")
+            return entry.value  # another caller (thread, task or worker) is refreshing it
         plan.count("early_refreshes")
-        seen = entry.expires_at
         try:
-            return cache._thread_flights.run(key, lambda: _compute(plan, state, seen))
+            return (yield (_FLIGHT, _compute, state, entry.expires_at, True))
         except Exception as exc:  # the entry is still fresh: serve it
             _refresh_failed(plan, exc)
             return entry.value
     plan.count("misses")
-    return cache._thread_flights.run(key, lambda: _compute(plan, state, None))
+    return (yield (_FLIGHT, _compute, state, None, False))
 
 
-def _compute(plan: _Plan, state: _State, seen: float | None) -> Any:
-    cache = plan.cache
-    again = cache.get_entry(plan.key, allow_stale=False)
+def _compute(plan: _Plan, state: _State, seen: float | None, leased: bool) -> _Step:
+    """Compute and store the key unless a fresh value landed meanwhile (seen: the expiry we saw,
+    None on a miss). Without the lease (a miss), take it first, or wait for its holder's value."""
+    cache, key = plan.cache, plan.key
+    if not leased:
+        delta = state.compute_seconds.get(key)
+        if not delta and _shares_entries(cache):  # unknown, or absent when last read: look again
+            delta = _take_companion(plan, state, (yield (_GET, key + COMPUTE_SUFFIX)))
+        give_up = time.monotonic() + _MAX_LEASE_WAIT
+        while not (leased := (yield (_LEASE, delta))) and time.monotonic() < give_up:
+            # Another caller holds it: wait for its value, or for the lease to end (then try again).
+            while time.monotonic() < give_up:
+                yield (_SLEEP, _poll_step(delta))
+                found = yield (_GET_MANY, [key, key + LEASE_SUFFIX])
+                if key in found:
+                    return found[key]
+                if key + LEASE_SUFFIX not in found:
+                    break
+    # Looked at again with the lease held: a holder that finished between our last look and our
+    # lease has stored its value by now (it releases only after storing).
+    again = yield (_ENTRY, key, False)
     if _fresh_elsewhere(again, seen):
+        if leased:
+            yield (_RELEASE,)
+        assert again is not None
         return again.value
-    if seen is None and _shares_entries(cache):
-        delta = _miss_delta(plan, state, cache.get)
-        if delta:
-            give_up = time.monotonic() + _MAX_LEASE_WAIT
-            # Another worker is computing it: wait for its value; when its lease runs out, look again
-            # (a third may have taken over), and compute only when nobody holds one.
-            while (wait := plan.wait_seconds(cache.get(plan.key + COMPUTE_SUFFIX), delta, cache.clock())
-                   ) and time.monotonic() < give_up:
-                deadline = time.monotonic() + wait
-                while time.monotonic() < deadline:
-                    time.sleep(_poll_step(delta))
-                    again = cache.get_entry(plan.key, allow_stale=False)
-                    if _fresh_elsewhere(again, None):
-                        return again.value
-                again = cache.get_entry(plan.key, allow_stale=False)  # it may have landed as it ran out
-                if _fresh_elsewhere(again, None):
-                    return again.value
-            mapping, ttl, stale = plan.lease(None, delta, cache.clock())
-            cache.set_many(mapping, ttl, stale_ttl=stale)
     plan.count("computes")
     start = time.perf_counter()
-    result = plan.factory()
+    try:
+        result = yield (_FACTORY,)
+    except Exception:
+        if leased:
+            yield (_RELEASE,)  # another caller may take over at once
+        raise
     seconds = time.perf_counter() - start
-    state.remember(plan.key, seconds)
+    state.remember(key, seconds)
     mapping, ttl, stale = plan.writes(result, seconds)
-    cache.set_many(mapping, ttl, stale_ttl=stale)
+    yield (_SET_MANY, mapping, ttl, stale)
+    if leased:
+        yield (_RELEASE,)
     return result
 
 
-def _miss_delta(plan: _Plan, state: _State, get: Callable[[str], Any]) -> float | None:
-    """The compute time a missing caller uses for leases (this process's, else the companion's)."""
-    delta = state.compute_seconds.get(plan.key)
-    if not delta:  # unknown, or absent when last read: a miss is rare enough to look again
-        delta = _take_companion(plan, state, get(plan.key + COMPUTE_SUFFIX))
-    return delta
-
-
-def _poll_step(delta: float) -> float:
-    """Seconds between looks at a leased key: jittered, so waiters whose lease ran out together do
-    not all take the next one at once."""
-    return min(max(delta / 2, 0.002), 0.05) * (0.5 + random.random())
-
-
-def _background(plan: _Plan, state: _State, seen: float) -> None:
+def _background(plan: _Plan, state: _State, seen: float) -> _Step:
+    """Refresh a stale entry that was just served, if this caller gets the lease."""
     try:
-        plan.cache._thread_flights.run(plan.key, lambda: _compute(plan, state, seen))
+        if (yield (_LEASE, state.compute_seconds.get(plan.key))):
+            yield (_FLIGHT, _compute, state, seen, True)
     except Exception as exc:
         _refresh_failed(plan, exc)
     finally:
-        _finish_background(plan, state)
+        with state.lock:
+            state.refreshing.discard(plan.key)
 
 
-# ---------------------------------------------------------------------- async
+def _lease_failed(plan: _Plan, exc: Exception) -> bool:
+    """A backend failure while taking the lease: counted, and the lease counts as taken (fail open:
+    an outage must not stop the computation)."""
+    plan.cache._failed("lease", exc, write=True)
+    return True
+
+
+def _advance(step: _Step, answer: Any, error: BaseException | None) -> tuple[bool, Any]:
+    """Resume step with the last request's answer (or its exception, for the step's own
+    try/except): (False, the next request) or (True, the step's return value)."""
+    try:
+        return False, (step.throw(error) if error is not None else step.send(answer))
+    except StopIteration as done:
+        return True, done.value
+
+
+# ---------------------------------------------------------------------- sync driver
+def _run(plan: _Plan, step: _Step) -> Any:
+    """Carry out step's requests for plan, blocking; the step's return value."""
+    cache = plan.cache
+    answer: Any = None
+    error: BaseException | None = None
+    while True:
+        finished, request = _advance(step, answer, error)
+        if finished:
+            return request
+        answer, error, kind = None, None, request[0]
+        try:
+            if kind == _ENTRY:
+                answer = cache.get_entry(request[1], allow_stale=request[2])
+            elif kind == _GET:
+                answer = cache.get(request[1])
+            elif kind == _GET_MANY:
+                answer = cache.get_many(request[1])
+            elif kind == _SET_MANY:
+                answer = cache.set_many(request[1], request[2], stale_ttl=request[3])
+            elif kind == _LEASE:
+                lease = plan.lease(request[1])
+                try:
+                    answer = lease is None or bool(cache.backend.add(*lease))
+                except Exception as exc:
+                    answer = _lease_failed(plan, exc)
+            elif kind == _RELEASE:
+                cache._safe(cache.backend.delete, plan.key + LEASE_SUFFIX)
+            elif kind == _SLEEP:
+                time.sleep(request[1])
+            elif kind == _FACTORY:
+                answer = plan.factory()
+            elif kind == _FLIGHT:
+                inner = request[1](plan, *request[2:])
+                answer = cache._thread_flights.run(plan.key, lambda inner=inner: _run(plan, inner))
+            else:  # _SPAWN
+                threading.Thread(target=_run, args=(plan, request[1](plan, *request[2:])),
+                                 name="scancache-refresh", daemon=True).start()
+        except BaseException as exc:  # thrown into the step: its own try/except decides
+            error = exc
+
+
+def get_or_compute(cache: Any, key: str, factory: Callable[[], Any], ttl: TTL = None, *,
+                   stale_ttl: float | None = None, beta: float = DEFAULT_BETA, serve_stale: bool = False,
+                   counters: RefreshCounters | None = None) -> Any:
+    """The cached value of key, else factory()'s result stored and returned (one computation per key
+    across threads, and across processes on a shared backend: the recompute lease).
+
+    beta > 0: a fresh entry may be recomputed early (XFetch) by one caller. serve_stale: an entry in
+    its stale window is returned at once and refreshed in a background thread (one per key).
+    A factory exception reaches the callers that waited for it in this process and stores nothing;
+    during an early or background refresh it is logged and the current value kept.
+    """
+    hit = fresh_hit(cache, key, beta, counters)
+    if hit is not _MISSING and hit is not EARLY:
+        return hit
+    plan = _Plan(cache, key, factory, ttl, stale_ttl, beta, serve_stale, counters)
+    return _run(plan, _lookup(plan, hit is EARLY))
+
+
+def full_get_or_compute(plan: _Plan, drawn: bool = False) -> Any:
+    """get_or_compute past the in-process fast path; drawn: XFetch already chose to refresh."""
+    return _run(plan, _lookup(plan, drawn))
+
+
+# ---------------------------------------------------------------------- async driver
+async def _arun(plan: _Plan, step: _Step) -> Any:
+    """Carry out step's requests for plan, awaiting (the async twin of _run)."""
+    import asyncio  # here, not at the top: a sync-only process never imports it
+
+    cache = plan.cache
+    answer: Any = None
+    error: BaseException | None = None
+    while True:
+        finished, request = _advance(step, answer, error)
+        if finished:
+            return request
+        answer, error, kind = None, None, request[0]
+        try:
+            if kind == _ENTRY:
+                answer = await cache.aget_entry(request[1], allow_stale=request[2])
+            elif kind == _GET:
+                answer = await cache.aget(request[1])
+            elif kind == _GET_MANY:
+                answer = await cache.aget_many(request[1])
+            elif kind == _SET_MANY:
+                answer = await cache.aset_many(request[1], request[2], stale_ttl=request[3])
+            elif kind == _LEASE:
+                lease = plan.lease(request[1])
+                try:
+                    answer = lease is None or bool(await cache.backend.aadd(*lease))
+                except Exception as exc:
+                    answer = _lease_failed(plan, exc)
+            elif kind == _RELEASE:
+                try:
+                    answer = await cache.backend.adelete(plan.key + LEASE_SUFFIX)
+                except Exception as exc:
+                    cache._failed("delete", exc)
+            elif kind == _SLEEP:
+                await asyncio.sleep(request[1])
+            elif kind == _FACTORY:
+                answer = await call_factory(plan.factory)
+            elif kind == _FLIGHT:
+                answer = await cache._flights.call(plan.key, _arun, plan, request[1](plan, *request[2:]))
+            else:  # _SPAWN
+                task = asyncio.get_running_loop().create_task(_arun(plan, request[1](plan, *request[2:])))
+                tasks = request[2].tasks  # the _State: strong refs while the task runs
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except BaseException as exc:
+            error = exc
+
+
 async def aget_or_compute(cache: Any, key: str, factory: Callable[[], Any], ttl: TTL = None, *,
                           stale_ttl: float | None = None, beta: float = DEFAULT_BETA,
                           serve_stale: bool = False, counters: RefreshCounters | None = None) -> Any:
@@ -385,91 +503,9 @@ async def aget_or_compute(cache: Any, key: str, factory: Callable[[], Any], ttl:
     if hit is not _MISSING and hit is not EARLY:
         return hit
     plan = _Plan(cache, key, factory, ttl, stale_ttl, beta, serve_stale, counters)
-    return await afull_get_or_compute(plan, drawn=hit is EARLY)
+    return await _arun(plan, _lookup(plan, hit is EARLY))
 
 
 async def afull_get_or_compute(plan: _Plan, drawn: bool = False) -> Any:
     """Async full_get_or_compute."""
-    cache, key, state = plan.cache, plan.key, _state(plan.cache)
-    entry = await cache.aget_entry(key, allow_stale=plan.serve_stale)
-    delta = _delta(plan, state, entry)
-    if delta is None and entry is not None and not entry.is_stale and plan.beta > 0 and _shares_entries(
-            cache):
-        delta = _take_companion(plan, state, await cache.aget(key + COMPUTE_SUFFIX))
-    action = _decide(entry, delta, cache.clock(), plan.beta, drawn)
-    if action == _HIT:
-        plan.count("hits")
-        return entry.value
-    if action == _STALE:
-        plan.count("stale_hits")
-        if state.claim_refresh(key):
-            import asyncio
-
-            task = asyncio.get_running_loop().create_task(_abackground(plan, state, entry.expires_at))
-            state.tasks.add(task)
-            task.add_done_callback(state.tasks.discard)
-        return entry.value
-    if action == _EARLY:
-        assert entry is not None
-        delta = delta or state.compute_seconds.get(key)
-        if delta and _shares_entries(cache):
-            now = cache.clock()
-            if _leased_elsewhere(await cache.aget(key + COMPUTE_SUFFIX), now):
-                plan.count("hits")
-                return entry.value
-            mapping, ttl, stale = plan.lease(entry, delta, now)
-            await cache.aset_many(mapping, ttl, stale_ttl=stale)
-        plan.count("early_refreshes")
-        seen = entry.expires_at
-        try:
-            return await cache._flights.call(key, _acompute, plan, state, seen)
-        except Exception as exc:
-            _refresh_failed(plan, exc)
-            return entry.value
-    plan.count("misses")
-    return await cache._flights.call(key, _acompute, plan, state, None)
-
-
-async def _acompute(plan: _Plan, state: _State, seen: float | None) -> Any:
-    cache = plan.cache
-    again = await cache.aget_entry(plan.key, allow_stale=False)
-    if _fresh_elsewhere(again, seen):
-        return again.value
-    if seen is None and _shares_entries(cache):
-        delta = state.compute_seconds.get(plan.key)
-        if not delta:  # as _miss_delta
-            delta = _take_companion(plan, state, await cache.aget(plan.key + COMPUTE_SUFFIX))
-        if delta:
-            give_up = time.monotonic() + _MAX_LEASE_WAIT
-            while (wait := plan.wait_seconds(await cache.aget(plan.key + COMPUTE_SUFFIX), delta,
-                                             cache.clock())) and time.monotonic() < give_up:
-                deadline = time.monotonic() + wait
-                while time.monotonic() < deadline:
-                    import asyncio
-
-                    await asyncio.sleep(_poll_step(delta))
-                    again = await cache.aget_entry(plan.key, allow_stale=False)
-                    if _fresh_elsewhere(again, None):
-                        return again.value
-                again = await cache.aget_entry(plan.key, allow_stale=False)
-                if _fresh_elsewhere(again, None):
-                    return again.value
-            mapping, ttl, stale = plan.lease(None, delta, cache.clock())
-            await cache.aset_many(mapping, ttl, stale_ttl=stale)
-    plan.count("computes")
-    start = time.perf_counter()
-    result = await call_factory(plan.factory)
-    seconds = time.perf_counter() - start
-    state.remember(plan.key, seconds)
-    mapping, ttl, stale = plan.writes(result, seconds)
-    await cache.aset_many(mapping, ttl, stale_ttl=stale)
-    return result
-
-
-async def _abackground(plan: _Plan, state: _State, seen: float) -> None:
-    try:
-        await plan.cache._flights.call(plan.key, _acompute, plan, state, seen)
-    except Exception as exc:
-        _refresh_failed(plan, exc)
-    finally:
-        _finish_background(plan, state)
+    return await _arun(plan, _lookup(plan, drawn))

@@ -53,6 +53,8 @@ _GET = "SELECT blob FROM entries WHERE namespace = ? AND key = ?"
 _SET = ("INSERT INTO entries (namespace, key, blob, stale_until, nbytes, accessed_at)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, key) DO UPDATE SET blob = excluded.blob,"
         " stale_until = excluded.stale_until, nbytes = excluded.nbytes, accessed_at = excluded.accessed_at")
+# add(): the same upsert, which replaces only a dead row (rowcount 0 when a live one is kept).
+_ADD = _SET + " WHERE entries.stale_until <= ?"
 _DELETE = "DELETE FROM entries WHERE namespace = ? AND key = ?"
 _DISCARD = "DELETE FROM entries WHERE namespace = ? AND key = ? AND blob = ?"
 _CLEAR = "DELETE FROM entries WHERE namespace = ?"
@@ -203,6 +205,13 @@ class SQLiteBackend(ByteBackendBase):
         """Every row in one transaction: all stored or none."""
         with immediate(cursor):
             cursor.executemany(_SET, rows)
+
+    def add(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:
+        """Store blob for key only if the namespace holds no live row for it (stale_until > now):
+        one autocommit upsert, atomic across threads and processes; True if it stored the row."""
+        params = (*self._row(key, record, blob, time.time()), now)
+        cursor = self._cursor()
+        return bool(retry(lambda: cursor.execute(_ADD, params).rowcount))
 
     def delete(self, key: str) -> bool:
         """Remove key from this namespace; True if it was there."""
@@ -357,6 +366,16 @@ class SQLiteBackend(ByteBackendBase):
             return
         if self.max_entries is not None:
             await self._aafter_writes(len(rows))
+
+    async def aadd(self, key: str, record: Record, blob: bytes | None, now: float) -> bool:
+        """add inline when the file is free at once, else in a thread."""
+        params = (*self._row(key, record, blob, time.time()), now)
+        try:
+            return bool(self._nowait_cursor().execute(_ADD, params).rowcount)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        return await to_thread(self.add, key, record, blob, now)
 
     async def adelete(self, key: str) -> bool:
         """delete inline when the file is free at once, else in a thread."""
