@@ -176,7 +176,7 @@ def _add_audit(commands: argparse._SubParsersAction) -> None:
                         help="accept entries skipped as invalid (a lock version that is not PEP 440, "
                              "a line that does not parse; else exit 2)")
     parser.add_argument("--concurrency", type=_positive_int, metavar="N",
-                        help="OSV requests in flight at once (default: the config's osv_concurrency, 50)")
+                        help="OSV requests in flight at once (default: the config's osv_concurrency, 200)")
     parser.add_argument("--ignore-vuln", action="append", metavar="ID",
                         help="ignore this advisory (or any of its aliases; repeatable)")
     parser.add_argument("--ignore-until-fixed", action="append", metavar="ID",
