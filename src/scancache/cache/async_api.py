@@ -114,6 +114,18 @@ class AsyncCacheAPI(CacheBase):
             return {}
         return self._collect(keys, found)
 
+    async def aget_entries(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
+        """Async get_entries: {key: CacheEntry} (fresh or stale) in one backend read."""
+        keys = list(keys)
+        if self._memory_only:
+            return self.get_entries(keys)
+        try:
+            found = await self.backend.aget_many(keys)
+        except Exception as exc:
+            self._failed("aget_many", exc, misses=len(keys))
+            return {}
+        return self._collect(keys, found, as_entry=True)
+
     async def aset_many(self, mapping: Mapping[str, Any], ttl: TTL = None, *,
                         stale_ttl: float | None = None) -> bool:
         """Async set_many (one pipeline on Redis)."""

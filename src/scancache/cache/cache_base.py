@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from scancache.cache.backend import Backend, Record, WriteItem
@@ -292,7 +292,21 @@ class CacheBase:
         entry = self._classify(key, raw, self.clock(), True, allow_stale)
         return None if entry is _MISSING else entry
 
-    def _collect(self, keys: Sequence[str], found: Mapping[str, Any]) -> dict[str, Any]:
+    def get_entries(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
+        """{key: CacheEntry} for the keys among keys with a fresh or stale entry: get_entry for many
+        keys in one backend read (get_many: one query per 500 keys on SQLite, one MGET on Redis)."""
+        keys = list(keys)
+        try:
+            found = self.backend.get_many(keys)
+        except Exception as exc:
+            self._failed("get_many", exc, misses=len(keys))
+            return {}
+        return self._collect(keys, found, as_entry=True)
+
+    def _collect(self, keys: Sequence[str], found: Mapping[str, Any], *, as_entry: bool = False
+                 ) -> dict[str, Any]:
+        """{key: value} of the fresh keys among found (as_entry: {key: CacheEntry}, stale ones too);
+        counts stats. The body of get_many and get_entries, sync and async."""
         now = self.clock()
         out = {}
         hits = 0
@@ -307,19 +321,21 @@ class CacheBase:
             if holds_records:
                 if now < raw.expires_at:
                     hits += 1
-                    out[key] = raw.value
+                    out[key] = (CacheEntry(raw.value, raw.expires_at, raw.stale_until, False)
+                                if as_entry else raw.value)
                     continue
             else:
                 try:
-                    value, expires_at, _ = decode(key, raw)
+                    value, expires_at, stale_until = decode(key, raw)
                 except CorruptEntry:
                     pass  # _classify below counts it and removes the row
                 else:
                     if now < expires_at:
                         hits += 1
-                        out[key] = value
+                        out[key] = (CacheEntry(value, expires_at, stale_until, False)
+                                    if as_entry else value)
                         continue
-            value = self._classify(key, raw, now, False)
+            value = self._classify(key, raw, now, as_entry, as_entry)
             if value is not _MISSING:
                 out[key] = value
         self.stats.hits += hits
