@@ -9,6 +9,8 @@ process is timed from start to exit:
 Printed: seconds per run and the ratios against the issue's targets
   cold disk / cold memory   (target <= 1.2)
   warm disk seconds          (target < 1.5 s for 100,000 names)
+and the CPU seconds (user + system) each process used: on a shared machine wall time also counts
+the time other processes held the cores.
 (that a warm run sends 0 queries is tests/test_dns_bulk_writes.py's job). Each figure is the
 median of --rounds rounds (memory and disk interleaved), since the machine may be shared.
 Run: python benchmarks/bench_cli.py [--names 100000] [--rounds 1] [--concurrency 256] [--json]
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,17 +35,19 @@ ZONE = "bench.test"
 OPTIONS = [f"--address=/{ZONE}/198.51.100.1", f"--address=/{ZONE}/2001:db8::1", "--local-ttl=300"]
 
 
-def _run(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """Seconds one `scancache` process took from start to exit, and its stdout's last line."""
+def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(seconds one `scancache` process took from start to exit, CPU seconds it used)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "scancache", *argv], env=env, text=True,
                           capture_output=True, check=False)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"scancache {' '.join(argv[:3])} ... exited {done.returncode}: "
                          f"{done.stderr.strip()[-500:]}")
-    lines = done.stdout.strip().splitlines()
-    return seconds, lines[-1] if lines else ""
+    return seconds, cpu
 
 
 def _command(kind: str, hosts: str, server: str, concurrency: int) -> list[str]:
@@ -52,7 +57,8 @@ def _command(kind: str, hosts: str, server: str, concurrency: int) -> list[str]:
 
 
 def measure(names: int, rounds: int, concurrency: int) -> dict[str, Any]:
-    """{command: {cold_memory, cold_disk, warm_disk (seconds), cold_disk_over_memory}}."""
+    """{command: {cold_memory, cold_disk, warm_disk (seconds), the same with _cpu (CPU seconds of the
+    process, user + system), cold_disk_over_memory}}."""
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as scratch, Dnsmasq(OPTIONS) as server:
         hosts = os.path.join(scratch, "hosts.txt")
@@ -64,13 +70,17 @@ def measure(names: int, rounds: int, concurrency: int) -> dict[str, Any]:
         for kind in ("resolve", "warm"):
             command = _command(kind, hosts, server.address, concurrency)
             times: dict[str, list[float]] = {"cold_memory": [], "cold_disk": [], "warm_disk": []}
+            cpu: dict[str, list[float]] = {name: [] for name in times}
             for round_no in range(rounds):
                 directory = os.path.join(scratch, f"{kind}-{round_no}")
-                times["cold_memory"].append(_run(["--cache-type", "memory", *command], env)[0])
                 disk = ["--cache-type", "disk", "--cache-dir", directory, *command]
-                times["cold_disk"].append(_run(disk, env)[0])
-                times["warm_disk"].append(_run(disk, env)[0])
+                for name, argv in (("cold_memory", ["--cache-type", "memory", *command]),
+                                   ("cold_disk", disk), ("warm_disk", disk)):
+                    seconds, used = _run(argv, env)
+                    times[name].append(seconds)
+                    cpu[name].append(used)
             figures: dict[str, Any] = {k: statistics.median(v) for k, v in times.items()}
+            figures.update({f"{k}_cpu": statistics.median(v) for k, v in cpu.items()})
             figures["cold_disk_over_memory"] = figures["cold_disk"] / figures["cold_memory"]
             results["resolve -i" if kind == "resolve" else "cache warm --hosts"] = figures
     return results
@@ -96,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{command:20} cold memory {f['cold_memory']:6.2f} s   cold disk {f['cold_disk']:6.2f} s"
               f" ({f['cold_disk_over_memory']:.2f}x, target <= 1.2x)   warm disk "
               f"{f['warm_disk']:6.2f} s ({f['warm_disk'] / args.names * 1e6:.0f} us/name)")
+        print(f"{'':20} CPU: cold memory {f['cold_memory_cpu']:6.2f} s   cold disk "
+              f"{f['cold_disk_cpu']:6.2f} s ({f['cold_disk_cpu'] / f['cold_memory_cpu']:.2f}x)"
+              f"            warm disk {f['warm_disk_cpu']:6.2f} s")
     return 0
 
 

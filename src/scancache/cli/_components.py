@@ -80,15 +80,19 @@ def open_mirror(path: Path, *, must_exist: bool) -> Any:
 
 def validate_names(names: list[str]) -> list[str]:
     """names, each once (first spelling kept) and checked; CommandError names a bad one."""
-    from scancache.dns.names import ip_literal, normalise_name
+    from scancache.dns.names import MAX_NAME_LENGTH, NORMAL_NAME, ip_literal, normalise_name
 
+    normal = NORMAL_NAME.match
     seen: set[str] = set()
     unique = []
     for name in names:
-        try:
-            key = ip_literal(name) or normalise_name(name)
-        except ValueError as exc:
-            raise CommandError(f"bad host name {name!r}: {exc}") from None
+        if len(name) <= MAX_NAME_LENGTH and normal(name):
+            key = name  # already normal and no address literal: one regex match
+        else:
+            try:
+                key = ip_literal(name) or normalise_name(name)
+            except ValueError as exc:
+                raise CommandError(f"bad host name {name!r}: {exc}") from None
         if key not in seen:
             seen.add(key)
             unique.append(name)

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ class ResumeState:
         self.done: set[int] = set()  # finished items above mark
         self.failures = 0  # failed or invalid items, this run and the runs it continues
         self.complete = False
-        self._outstanding: dict[int, int] = {}  # seq -> lookups still running, in input order
+        self._outstanding: dict[int, int] = {}  # seq -> lookups still running
+        self._order: deque[int] = deque()  # seqs issued with lookups, in input order (some finished)
         self._last_issued = 0
         self._saved_at = 0.0
         if self.path is not None and self.path.exists():
@@ -72,14 +74,19 @@ class ResumeState:
 
     def issue(self, seq: int, lookups: int) -> None:
         """Item seq starts with this many lookups (0: nothing to ask, finished at once)."""
+        if self.path is None:  # nothing is saved: nothing to keep
+            return
         self._last_issued = seq
         if lookups:
             self._outstanding[seq] = lookups
+            self._order.append(seq)
         else:
             self._finish(seq)
 
     def finished(self, seq: int) -> None:
         """One lookup of item seq is done (and its row written)."""
+        if self.path is None:
+            return
         left = self._outstanding[seq] - 1
         if left:
             self._outstanding[seq] = left
@@ -89,8 +96,10 @@ class ResumeState:
 
     def _finish(self, seq: int) -> None:
         self.done.add(seq)
-        first = next(iter(self._outstanding), None)
-        new_mark = (first - 1) if first is not None else self._last_issued
+        order, outstanding = self._order, self._outstanding
+        while order and order[0] not in outstanding:  # the first item still running, amortised O(1)
+            order.popleft()
+        new_mark = (order[0] - 1) if order else self._last_issued
         if new_mark > self.mark:
             self.mark = new_mark
             if len(self.done) > 64:
@@ -127,12 +136,14 @@ class ProgressMeter:
         self.done = 0
         self._started = time.monotonic()
         self._drawn_at = 0.0
+        self._check_at = 64
         self._tty = enabled and sys.stderr.isatty()
 
     def advance(self, steps: int = 1) -> None:
         """Count steps finished; redraw when due."""
         self.done += steps
-        if self.enabled and not self.done & 63:
+        if self.enabled and self.done >= self._check_at:  # the clock read only every 64 steps
+            self._check_at = self.done + 64
             now = time.monotonic()
             if now - self._drawn_at >= (0.5 if self._tty else 10.0):
                 self._drawn_at = now

@@ -16,7 +16,7 @@ import asyncio
 import ipaddress
 import json
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from scancache.cli._common import (
@@ -28,12 +28,14 @@ from scancache.cli._common import (
 )
 from scancache.cli._components import open_dns, validate_names
 from scancache.cli._resolve_stream import ProgressMeter, ResumeState
+from scancache.dns.names import MAX_NAME_LENGTH, NORMAL_NAME, ip_literal, normalise_name
 
 __all__ = ["run", "resolve_names", "input_names"]
 
 #: Runs with at least this many names draw progress on a terminal (short ones finish at once).
 PROGRESS_MIN_NAMES = 50
 _PTR_ONLY: list[str | None] = ["PTR"]  # what --ptr addresses are asked
+_normal_name = NORMAL_NAME.match
 _ERROR_STATUS = {"SERVFAIL": "SERVFAIL", "REFUSED": "REFUSED", "FORMERR": "FORMERR",
                  "NOTIMP": "NOTIMP", "timeout": "TIMEOUT"}
 
@@ -43,11 +45,16 @@ async def resolve_names(dns: Any, names: list[str], *, concurrency: int, rdtype:
     """{name: addresses | DNSError} for names; on_result(name, result) is called as each arrives."""
     results: dict[str, Any] = {}
     with progress(show_progress, "resolving", len(names)) as bar:
+        unshown = 0  # the bar moves every 256 results: a redraw per name would cost more than a hit
         async for name, result in dns.resolve_many(names, concurrency=concurrency, rdtype=rdtype):
             results[name] = result
             if on_result is not None:
                 on_result(name, result)
-            bar.advance()
+            unshown += 1
+            if unshown >= 256:
+                bar.advance(unshown)
+                unshown = 0
+        bar.advance(unshown)
     return results
 
 
@@ -66,21 +73,21 @@ def _open_names(path: str) -> Any:
         raise CommandError(f"cannot read names file {path}: {exc.strerror or exc}") from None
 
 
-def input_names(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
+def input_names(args: argparse.Namespace) -> Iterator[tuple[str | int, str]]:
     """(where, name) for every input in order: NAME arguments, -i FILE lines, --ptr addresses.
 
-    where is "FILE:LINE" for file lines (for error messages). File lines are read lazily.
+    where is "argument", "--ptr", or for a line of -i FILE its line number (where_text() makes
+    "FILE:LINE" of it for error messages). File lines are read lazily.
     """
     for name in args.names:
         yield "argument", name
     if args.input:
-        label = "<stdin>" if args.input == "-" else args.input
         stream = _open_names(args.input)
         try:
             for number, line in enumerate(stream, 1):
-                name = line.split("#", 1)[0].strip()
+                name = line.split("#", 1)[0].strip() if "#" in line else line.strip()
                 if name:
-                    yield f"{label}:{number}", name
+                    yield number, name
         except UnicodeDecodeError:
             raise CommandError(f"names file is not UTF-8 text: {args.input}") from None
         finally:
@@ -91,7 +98,14 @@ def input_names(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
             yield "--ptr", str(address)
 
 
-async def input_names_async(args: argparse.Namespace) -> AsyncIterator[tuple[str, str]]:
+def where_text(args: argparse.Namespace, where: str | int) -> str:
+    """where from input_names() for people: a line number becomes "FILE:LINE" ("<stdin>:LINE")."""
+    if isinstance(where, int):
+        return f"{'<stdin>' if args.input == '-' else args.input}:{where}"
+    return where
+
+
+async def input_names_async(args: argparse.Namespace) -> AsyncIterator[tuple[str | int, str]]:
     """input_names() with -i - (stdin): stdin is read in a thread, a chunk at a time as it comes,
     so rows of the names already read are written while a pipe waits for more."""
     import codecs
@@ -114,7 +128,7 @@ async def input_names_async(args: argparse.Namespace) -> AsyncIterator[tuple[str
             number += 1
             name = line.split("#", 1)[0].strip()
             if name:
-                yield f"<stdin>:{number}", name
+                yield number, name
         if not chunk:
             break
     for network in args.ptr or ():
@@ -181,6 +195,8 @@ class _Run:
                      "types": self.types}
         self.state = ResumeState(args.resume, signature)
         self.seen = SeenNames()
+        self._seen_add = self.seen.add
+        self.resumed = self.state.resumed
         self.table = args.format == "table"
         self.rows: dict[int, list[dict[str, Any]]] = {}  # table format only
         self.write = sys.stdout.write
@@ -194,8 +210,20 @@ class _Run:
 
     def items(self) -> Iterator[tuple[int, str, str | None]]:
         """(seq, name, rdtype) to look up: checked, each name once, finished ones skipped."""
+        prepare, seen_add, issue, types = self._prepare, self._seen_add, self.state.issue, self.types
+        first, lookups = types[0], len(types)
+        plain = not self.resumed  # nothing to skip: the common line needs none of _prepare's checks
         for seq, (where, name) in enumerate(input_names(self.args), 1):
-            yield from self._prepare(seq, where, name)
+            if (plain and type(where) is int and len(name) <= MAX_NAME_LENGTH and _normal_name(name)
+                    and seen_add(name)):  # a new, normal name from the file: _prepare's common case
+                issue(seq, lookups)
+                if lookups == 1:
+                    yield seq, name, first
+                else:
+                    for rdtype in types:
+                        yield seq, name, rdtype
+            else:
+                yield from prepare(seq, where, name)
 
     async def items_async(self) -> AsyncIterator[tuple[int, str, str | None]]:
         """items(), for input from stdin: read in a thread so the loop never waits for a pipe."""
@@ -205,28 +233,30 @@ class _Run:
             for item in self._prepare(seq, where, name):
                 yield item
 
-    def _prepare(self, seq: int, where: str, name: str) -> list[tuple[int, str, str | None]]:
+    def _prepare(self, seq: int, where: str | int, name: str) -> list[tuple[int, str, str | None]]:
         """The lookups of input item seq: none when it is finished, bad or a repeat."""
-        from scancache.dns.names import ip_literal, normalise_name
-
         state, types = self.state, self.types
         kinds = _PTR_ONLY if where == "--ptr" else types
-        if state.finished_before(seq):
+        if self.resumed and state.finished_before(seq):
             state.issue(seq, 0)
             self._skip(len(kinds))
             return []
-        try:
-            key = ip_literal(name) or normalise_name(name)
-        except ValueError as exc:
-            if where == "argument":  # a typo on the command line is a usage error
-                raise CommandError(f"bad host name {name!r}: {exc}") from None
-            sys.stderr.write(f"scancache: warning: {where}: bad host name {name!r}: {exc}\n")
-            self._emit(seq, _invalid_row(name, where, str(exc)))
-            state.failures += 1
-            state.issue(seq, 0)
-            self._skip(len(kinds))
-            return []
-        if not self.seen.add(key if kinds is types else "ptr:" + key):
+        if len(name) <= MAX_NAME_LENGTH and _normal_name(name):
+            key = name  # already normal and no address: the common case, one regex match
+        else:
+            try:
+                key = ip_literal(name) or normalise_name(name)
+            except ValueError as exc:
+                if where == "argument":  # a typo on the command line is a usage error
+                    raise CommandError(f"bad host name {name!r}: {exc}") from None
+                text = where_text(self.args, where)
+                sys.stderr.write(f"scancache: warning: {text}: bad host name {name!r}: {exc}\n")
+                self._emit(seq, _invalid_row(name, text, str(exc)))
+                state.failures += 1
+                state.issue(seq, 0)
+                self._skip(len(kinds))
+                return []
+        if not self._seen_add(key if kinds is types else "ptr:" + key):
             state.issue(seq, 0)  # a repeat: answered once already
             self._skip(len(kinds))
             return []
@@ -238,7 +268,7 @@ class _Run:
             self.meter.advance(steps)
 
     async def run(self, dns: Any, meter: ProgressMeter) -> None:
-        from scancache.dns.bulk import gathered_writes, stream
+        from scancache.dns.bulk import gathered_writes, split_answers, stream_batches
 
         self.meter = meter
         query, check, state = dns.query, dns.check_wildcard, self.state
@@ -253,6 +283,11 @@ class _Run:
         def lookup(item: tuple[int, str, str | None]) -> Any:
             return query(item[1], item[2])
 
+        async def cached(batch: list[tuple[int, str, str | None]]) -> Any:
+            """What the cache answers fresh for a batch, in one read (see dns/bulk.py)."""
+            return split_answers(batch, await dns.query_cached([(name, rdtype)
+                                                                 for _, name, rdtype in batch]))
+
         loop = asyncio.get_running_loop()
         ticker: list[asyncio.TimerHandle] = []
 
@@ -266,18 +301,41 @@ class _Run:
         # Answers are stored in batches (one set_many) while the run goes on; see dns/bulk.py.
         async with gathered_writes(dns):
             try:
-                async for (seq, name, rdtype), result in stream(checked if detect else lookup, source,
-                                                               on_idle=flush,
-                                                               concurrency=self.args.concurrency):
-                    row = _row(name, result, rdtype)
-                    if "error" in row:
-                        state.failures += 1
-                    if not (drop_wildcards and row.get("wildcard")):
-                        self._emit(seq, row)
-                    state.finished(seq)
-                    meter.advance()
+                async for batch in stream_batches(checked if detect else lookup, source,
+                                                  on_idle=flush, concurrency=self.args.concurrency,
+                                                  cached=None if detect else cached):
+                    self._write_rows(batch, drop_wildcards)
             finally:
                 ticker[0].cancel()
+
+    def _write_rows(self, batch: Sequence[tuple[tuple[int, str, str | None], Any]],
+                    drop_wildcards: bool) -> None:
+        """Rows of a batch of results, written at once; then their items are marked finished."""
+        from scancache.dns.result import DNSResult
+
+        state = self.state
+        lines = []
+        table = self.table
+        for (seq, name, rdtype), result in batch:
+            if type(result) is DNSResult and not table:  # the common row, encoded directly
+                if not (drop_wildcards and result.wildcard):
+                    lines.append(result.as_json())
+                continue
+            row = _row(name, result, rdtype)
+            if "error" in row:
+                state.failures += 1
+            if not (drop_wildcards and row.get("wildcard")):
+                if table:
+                    self.rows.setdefault(seq, []).append(row)
+                else:
+                    lines.append(json.dumps(row))
+        if lines:
+            lines.append("")
+            self.write("\n".join(lines))
+        for (seq, _, _), _ in batch:  # after the rows: a saved state never covers a row not written
+            state.finished(seq)
+        if self.meter is not None:
+            self.meter.advance(len(batch))
 
 
 def _open_pool(args: argparse.Namespace, settings: Any) -> Any:

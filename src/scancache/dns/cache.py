@@ -52,6 +52,7 @@ _MEMO_MAX = 65536  # normalised names remembered per record type (cleared when f
 _BACKOFF_MAX = 65536
 _ADDRESS_TYPES = {None: (A, AAAA), "A": (A,), "AAAA": (AAAA,)}
 _normal_name = NORMAL_NAME.match
+_record = tuple.__new__  # Record(...) without NamedTuple's Python-level __new__ (the bulk path)
 _FAMILY_OK: dict[str | None, Callable[[str], bool]] = {
     None: lambda ip: True, "A": lambda ip: ":" not in ip, "AAAA": lambda ip: ":" in ip}
 
@@ -143,6 +144,9 @@ class DNSCache:
         self._tasks: set[asyncio.Task[None]] = set()
         # While a bulk run (dns/bulk.py) is on, answers are stored through its gathered writes.
         self._writes: WriteBehind | None = None
+        # Keys a bulk run's batch read found in neither the cache nor its writes, until their lookup
+        # (see _answered): _value asks upstream for them without reading the cache a second time.
+        self._absent: set[str] = set()
         self.prefetches = 0
         self.stale_served = 0
         self.background_refreshes = 0
@@ -234,18 +238,137 @@ class DNSCache:
         kind = self._rdtype(rdtype)
         key = self._key(hostname, kind)
         if key[0] == "=":
-            ip = key[1:]
-            ok = _FAMILY_OK[kind](ip)
-            records = [Record("AAAA" if ":" in ip else "A", ip, 0)] if ok else []
-            return DNSResult(hostname, kind, "NOERROR", records, cached=True, resolver="literal")
+            return self._literal_result(hostname, kind, key[1:])
         value, ttl_left, cached = await self._value(key)
+        return self._result(hostname, kind, value, ttl_left, cached)
+
+    def _result(self, hostname: str, kind: str | None, value: list[Any], ttl_left: float,
+                cached: bool) -> DNSResult:
+        """The DNSResult of a cached value [addresses or records, ttl(, "NXDOMAIN")]."""
         ttl = max(int(ttl_left), 0)
         if kind is None:
-            records = [Record("AAAA" if ":" in data else "A", data, ttl) for data in value[0]]
+            records = [_record(Record, ("AAAA" if ":" in data else "A", data, ttl)) for data in value[0]]
         else:
-            records = [Record(kind, data, ttl) for data in value[0]]
+            records = [_record(Record, (kind, data, ttl)) for data in value[0]]
         status = value[2] if len(value) > 2 else "NOERROR"
         return DNSResult(hostname, kind, status, records, cached=cached, resolver=self._resolver_label)
+
+    @staticmethod
+    def _literal_result(hostname: str, kind: str | None, ip: str) -> DNSResult:
+        ok = _FAMILY_OK[kind](ip)
+        records = [Record("AAAA" if ":" in ip else "A", ip, 0)] if ok else []
+        return DNSResult(hostname, kind, "NOERROR", records, cached=True, resolver="literal")
+
+    # ------------------------------------------------------------------ many at once, cache only
+    async def resolve_cached(self, names: list[str], rdtype: str | None = None
+                             ) -> list[list[str] | None]:
+        """resolve() for each name where the cache answers fresh, else None, in names' order.
+
+        One cache read for all names (Cache.get_entries); nothing is sent upstream and nothing
+        raises: a None (missing, stale or invalid name) is for resolve() to answer, with its
+        serve-stale, refresh and errors. The bulk path of resolve_many."""
+        if rdtype is not None and (not isinstance(rdtype, str) or rdtype.upper() not in _ADDRESS_TYPES):
+            return [None] * len(names)  # resolve() raises the ValueError
+        kind = rdtype.upper() if rdtype else None
+        keys = self._keys((name, kind) for name in names)
+        found = await self._answered(keys)
+        out: list[list[str] | None] = []
+        for key in keys:
+            if key is None:
+                out.append(None)
+            elif key[0] == "=":
+                ip = key[1:]
+                out.append([ip] if _FAMILY_OK[kind](ip) else [])
+            else:
+                hit = found.get(key)
+                out.append(None if hit is None else list(hit[0][0]))
+        return out
+
+    async def query_cached(self, queries: list[tuple[str, str | int | None]]
+                           ) -> list[DNSResult | None]:
+        """query(name, rdtype) for each pair where the cache answers fresh, else None, in order;
+        one cache read for all, as resolve_cached."""
+        kinds: list[str | None] = []
+        for _, rdtype in queries:
+            try:
+                kinds.append(self._rdtype(rdtype))
+            except ValueError:
+                kinds.append("?")  # query() raises the ValueError
+        keys = self._keys((name, kind) for (name, _), kind in zip(queries, kinds, strict=True))
+        found = await self._answered(keys)
+        out: list[DNSResult | None] = []
+        for (name, _), kind, key in zip(queries, kinds, keys, strict=True):
+            if key is None:
+                out.append(None)
+            elif key[0] == "=":
+                out.append(self._literal_result(name, kind, key[1:]))
+            else:
+                hit = found.get(key)
+                out.append(None if hit is None else self._result(name, kind, hit[0], hit[1], True))
+        return out
+
+    def _keys(self, queries: Iterable[tuple[str, str | None]]) -> list[str | None]:
+        """The cache key of each (name, canonical rdtype); None for an invalid one ("?": invalid type)."""
+        keys: list[str | None] = []
+        prefix, key_of = self._prefix, self._key
+        for name, kind in queries:
+            if kind == "?":
+                keys.append(None)
+            elif type(name) is str and len(name) <= MAX_NAME_LENGTH and _normal_name(name):
+                # _key's fast case without its memo: a bulk run meets each name once
+                keys.append(prefix + name + "/" + kind if kind else prefix + name)
+            else:
+                try:
+                    keys.append(key_of(name, kind))
+                except (ValueError, TypeError):
+                    keys.append(None)
+        return keys
+
+    async def _answered(self, keys: list[str | None]) -> dict[str, tuple[list[Any], float]]:
+        """{key: (value, seconds left)} for the keys (not None, not "=literal") the cache answers
+        fresh: stored (one get_entries for all) or gathered by this bulk run and not yet stored.
+        A hit in the last tenth of its TTL starts a prefetch, as in _value.
+
+        In a bulk run on a disk, Redis or hybrid cache (self._writes set), a key found nowhere is
+        remembered in _absent until its lookup: _value then skips its second read (on SQLite a
+        statement and its locks per name, a third of what a cold run adds to a memory run). Any
+        answer this DNSCache stores removes its key from _absent, so a name met again after its
+        answer was stored is read, never asked twice; a name another process stores meanwhile is
+        asked once more, as it would be by any lookup that raced that process. Other keys left out
+        (stale, or outside a bulk run) are read again by _value and counted there, not twice."""
+        wanted = list(dict.fromkeys(k for k in keys if k is not None and k[0] != "="))
+        if not wanted:
+            return {}
+        cache = self.cache
+        entries = cache.get_entries(wanted) if self._memory_only else await cache.aget_entries(wanted)
+        now = self._clock()
+        writes = self._writes
+        prefetch = self._prefetch
+        out: dict[str, tuple[list[Any], float]] = {}
+        missing = stale = 0
+        absent = self._absent
+        for key in wanted:
+            entry = entries.get(key)
+            if entry is None:
+                record = writes.pending_record(key) if writes is not None else None
+                if record is not None and (left := record.expires_at - now) > 0:
+                    out[key] = (record.value, left)
+                elif writes is not None:
+                    absent.add(key)  # its miss is counted here, once
+                else:
+                    missing += 1
+            elif entry.is_stale:
+                stale += 1
+            else:
+                value = entry.value
+                left = entry.expires_at - now
+                if prefetch and left < value[1] * PREFETCH_FRACTION:
+                    self._refresh_in_background(key, prefetch=True)
+                out[key] = (value, left)
+        stats = cache.stats
+        stats.misses -= missing
+        stats.stale_hits -= stale
+        return out
 
     async def check_wildcard(self, result: DNSResult) -> bool:
         """Set result.wildcard: True when all its records are what its parent zone's wildcard
@@ -271,7 +394,12 @@ class DNSCache:
     async def _value(self, key: str) -> tuple[list[Any], float, bool]:
         """(cached value, seconds it has left, whether it came from the cache) for key."""
         # A memory read never blocks: call it directly (one coroutine fewer on every lookup).
-        entry = self._get_entry(key) if self._memory_only else await self.cache.aget_entry(key)
+        absent = self._absent
+        if absent and key in absent:  # a bulk run's batch read just found nothing: not read again
+            absent.discard(key)
+            entry = None
+        else:
+            entry = self._get_entry(key) if self._memory_only else await self.cache.aget_entry(key)
         if entry is None:
             writes = self._writes  # a bulk run: its answer may be gathered but not yet stored
             record = writes.pending_record(key) if writes is not None else None
@@ -319,6 +447,8 @@ class DNSCache:
             await self.cache.aset(key, value, value[1], stale_ttl=self._stale_ttl)
         if self._backoff:
             self._backoff.pop(key, None)
+        if self._absent:  # stored now: a later lookup of key must read it, not skip the read
+            self._absent.discard(key)
         return value
 
     @property

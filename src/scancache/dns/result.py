@@ -8,6 +8,7 @@ answer came from the cache and which resolver gave it. `as_dict()` is the JSON l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -59,3 +60,51 @@ class DNSResult:
         row.update(resolver=self.resolver, wildcard=self.wildcard, cached=self.cached)
         row.update(self.extra)
         return row
+
+    def as_json(self) -> str:
+        """json.dumps(self.as_dict()), the same text, built directly: the CLI writes one per row,
+        and the dict plus the generic encoder cost several times this."""
+        if self.extra:
+            import json
+
+            return json.dumps(self.as_dict())
+        quote = _quote or _load_quote()
+        kind = self.rdtype
+        answers, addresses = [], []
+        for rtype, data, ttl in self.records:
+            text = quote(data)
+            answers.append(f'{{"type": {_SHORT.get(rtype) or _short(rtype)}, "data": {text}, '
+                           f'"ttl": {ttl}}}')
+            if rtype == "A" or rtype == "AAAA":
+                addresses.append(text)
+        if kind is None or kind == "A" or kind == "AAAA":
+            middle = f'{", ".join(answers)}], "addresses": [{", ".join(addresses)}], "resolver": '
+        else:
+            middle = f'{", ".join(answers)}], "resolver": '
+        resolver, status = self.resolver, self.status
+        return (f'{{"host": {quote(self.name)}, "type": {_SHORT.get(kind) or _short(kind)}, '
+                f'"status": {_SHORT.get(status) or _short(status)}, "answers": [{middle}'
+                f'{_SHORT.get(resolver) or _short(resolver)}, "wildcard": '
+                f'{_JSON_FLAG[self.wildcard]}, "cached": {_JSON_FLAG[bool(self.cached)]}}}')
+
+
+#: JSON text of the few strings every row repeats (types, statuses, resolver labels), by value.
+_SHORT: dict[str | None, str] = {None: '"A,AAAA"'}
+
+
+def _short(text: str | None) -> str:
+    """text's JSON (None: the "A,AAAA" of a result for both types), remembered in _SHORT."""
+    quoted = (_quote or _load_quote())("A,AAAA" if text is None else text)
+    if len(_SHORT) < 256:
+        _SHORT[text] = quoted
+    return quoted
+_JSON_FLAG = {None: "null", True: "true", False: "false"}
+_quote: Callable[[str], str] | None = None  # json's string encoder, imported on first use
+
+
+def _load_quote() -> Callable[[str], str]:
+    global _quote
+    from json.encoder import encode_basestring_ascii
+
+    _quote = encode_basestring_ascii
+    return _quote
