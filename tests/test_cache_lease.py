@@ -188,7 +188,8 @@ def test_threads_of_separate_caches_compute_an_expired_key_once(make_cache, kind
         thread.join(30)
     assert results == ["answer"] * len(caches)
     assert len(computed) == 1
-    assert caches[0].get("hot" + LEASE_SUFFIX) is None  # released once the value was stored
+    store = getattr(caches[0].backend, "back", caches[0].backend)  # (a hybrid's memory may hold a copy
+    assert store.get("hot" + LEASE_SUFFIX) is None  # read while waiting) released once the value was stored
 
 
 async def test_tasks_of_separate_caches_compute_an_expired_key_once(make_cache, kind):
