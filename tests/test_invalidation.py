@@ -148,6 +148,20 @@ def test_a_read_in_flight_during_an_invalidation_does_not_fill_memory(make):
     assert backend.front.peek("k") is None and backend.skipped_fills == 1
 
 
+def test_an_invalidation_between_the_listeners_check_and_the_fill_still_bars_it(make):
+    cache = make()
+    backend = cache.backend
+    listener = backend.listener
+    seen = backend._epoch_of("k")  # a read from Redis starts here...
+    listener._push([b"invalidate", [backend.back.prefix.encode() + b"k"]])  # ...another worker writes
+    token = _MARK.set(listener.mark())  # (a mark from after it: the listener's own check lets it pass)
+    try:
+        backend._fill("k", Record("old", time.time() + 60, time.time() + 60, 8), seen)  # ...old value lands
+    finally:
+        _MARK.reset(token)
+    assert backend.front.peek("k") is None and backend.skipped_fills == 1
+
+
 def test_flushall_empties_memory(make, redis_server):
     cache = make()
     cache.set("k", 1)

@@ -16,7 +16,9 @@ Rules that keep the memory tier from serving what Redis no longer holds:
   connection broke, the reconnect a quarter second later flushes it.
 - A read that fetched from Redis fills memory only if no invalidation of that key (or flush) arrived
   since the read started (`TrackedHybridBackend`): otherwise a value read just before another
-  worker's write could land in memory after that write's invalidation and stay there.
+  worker's write could land in memory after that write's invalidation and stay there. Evictions and
+  flushes go through the hybrid's fill barrier (cache/hybrid.py), so one that arrives between that
+  check and the fill still bars it.
 - A silent connection (a hung server or network) is detected by a PING every PING_SECONDS that must
   be answered within DEAD_SECONDS.
 
@@ -438,18 +440,20 @@ class TrackedHybridBackend(HybridBackend):
     def __init__(self, front: MemoryBackend, back: Any, codec: Any, clock: Callable[[], float],
                  *, url: str, prefix: str, timeout_seconds: float) -> None:
         super().__init__(front, back, codec, clock)
-        front_ref = weakref.ref(front)
+        hybrid_ref = weakref.ref(self)  # weak: the listener must not keep this backend alive
 
+        # Evictions go through the hybrid's fill barrier (epoch bump under its lock): a fill that
+        # passed the listener's check just before the eviction arrived is then refused or removed.
         def evict(keys: Iterable[str]) -> None:
-            memory = front_ref()
-            if memory is not None:
+            hybrid = hybrid_ref()
+            if hybrid is not None:
                 for key in keys:
-                    memory.delete(key)
+                    hybrid._forget(key)
 
         def flush() -> None:
-            memory = front_ref()
-            if memory is not None:
-                memory.clear()
+            hybrid = hybrid_ref()
+            if hybrid is not None:
+                hybrid.forget_where(MemoryBackend.clear)
 
         self.listener = InvalidationListener(url, prefix, evict, flush, timeout_seconds=timeout_seconds)
         weakref.finalize(self, self.listener.close)
