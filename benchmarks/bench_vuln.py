@@ -189,8 +189,9 @@ async def main() -> None:
                 [{"package": d.normalized_name, "ecosystem": "PyPI", "version": d.version}
                  for d in report.dependencies]) for r in res}
             expected = -(-len(report.dependencies) // 1000) + len(distinct)
-            print(f"           target cold requests: {expected} "
-                  f"({-(-len(report.dependencies) // 1000)} querybatch + {len(distinct)} distinct ids)")
+            print(f"           target cold requests: at most {expected} "
+                  f"({-(-len(report.dependencies) // 1000)} querybatch + {len(distinct)} distinct ids; "
+                  f"a package naming several is one /v1/query)")
             warm = [(await audit_phase(vulndb, server, lines, f"warm #{n + 1}"))[1]
                     for n in range(args.warm_runs)]
             summary("warm", warm, "target: 0 requests and < 50 ms")

@@ -86,10 +86,11 @@ RECORD_IDS = ["PYSEC-2014-8", "PYSEC-2014-82", "PYSEC-2019-217", "PYSEC-2019-220
 
 async def test_truncated_record_answers_raise_and_are_never_cached(make_vulndb, osv_server):
     vulndb = make_vulndb(max_retries=1)
-    osv_server.inject("truncated", count=100, path="/v1/vulns/")
+    osv_server.inject("truncated", count=100, path="/v1/query")  # the package's records at once
+    osv_server.inject("truncated", count=100, path="/v1/vulns/")  # and one by one
     with pytest.raises(VulnDBError) as info:
         await vulndb.query_many(BATCH[:1])
-    assert "/v1/vulns/" in info.value.endpoint
+    assert "/v1/query" in info.value.endpoint or "/v1/vulns/" in info.value.endpoint
     assert all(vulndb.cache.get(vulndb._record_prefix + i) is None for i in RECORD_IDS)
     osv_server.clear_faults()
     results = await vulndb.query_many(BATCH[:1])
@@ -101,7 +102,8 @@ async def test_garbled_record_answers_are_skipped_named_and_never_cached(make_vu
     """A server that keeps answering garbage for a record: after the retries the record is skipped
     (named, with the reason) rather than failing the whole query, and nothing is cached."""
     vulndb = make_vulndb(max_retries=1)
-    osv_server.inject(kind, count=100, path="/v1/vulns/")
+    osv_server.inject(kind, count=100, path="/v1/query")  # the package's records at once
+    osv_server.inject(kind, count=100, path="/v1/vulns/")  # and one by one, after that
     results = await vulndb.query_many(BATCH[:1])
     assert list(results[0]) == [] and not results[0].complete
     assert sorted(i for i, _ in results[0].skipped) == RECORD_IDS
@@ -157,3 +159,36 @@ def test_nuget_four_part_versions_are_not_misordered_as_semver():
              "versions": ["4.3.0.0"]}
     assert not affected_entry_matches(entry, version="5.0.0")  # was a false positive
     assert affected_entry_matches(entry, version="4.3.0.0")  # the record's own list still applies
+
+
+async def test_a_garbled_package_answer_falls_back_to_one_get_per_record(make_vulndb, osv_server):
+    """The /v1/query that brings a package's records keeps answering garbage: each record the batch
+    listed is then asked with its own GET, and the answer is whole."""
+    vulndb = make_vulndb(max_retries=1)
+    osv_server.inject("malformed", count=100, path="/v1/query")
+    results = await vulndb.query_many(BATCH[:1])
+    assert sorted(results[0].ids) == RECORD_IDS and results[0].complete
+    assert osv_server.requests["/v1/vulns"] == len(RECORD_IDS)
+
+
+async def test_a_malformed_record_in_a_package_answer_is_asked_again_by_its_own_get(
+        make_vulndb, osv_server, monkeypatch):
+    """A package answer whose first record per page is malformed: those records are not taken from
+    it (nor stored); their own GETs bring well-formed copies, and only those are kept."""
+    real = osv_server._query
+
+    def first_record_broken(body):
+        status, data, headers = real(body)
+        if data.get("vulns"):
+            data = {**data, "vulns": [{**data["vulns"][0], "affected": "not a list"}, *data["vulns"][1:]]}
+        return status, data, headers
+
+    monkeypatch.setattr(osv_server, "_query", first_record_broken)
+    vulndb = make_vulndb()
+    results = await vulndb.query_many(BATCH[:1])
+    assert sorted(results[0].ids) == RECORD_IDS and results[0].complete
+    assert all(isinstance(r["affected"], list) for r in results[0])
+    assert osv_server.requests["/v1/query"] == 2  # 5 records, 3 a page
+    assert osv_server.requests["/v1/vulns"] == 2  # one broken record per page
+    stored = [vulndb.cache.get(vulndb._record_prefix + i) for i in RECORD_IDS]
+    assert all(isinstance(r["affected"], list) for r in stored)

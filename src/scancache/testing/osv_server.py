@@ -95,7 +95,7 @@ class OSVTestServer(OSVAPI):
 
     # ------------------------------------------------------------------ faults and counters
     def inject(self, kind: str, count: int = 1, *, path: str | None = None, **params: Any) -> None:
-        """Make the next count requests (to paths starting with path, if given) fail as kind.
+        """Make the next count requests (to path or below it, if given) fail as kind.
 
         params: retry_after (str, for "429"/"503"), status (int, for "status"), delay (seconds, for
         "slow"). Faults queue in order; each request consumes at most one.
@@ -127,7 +127,7 @@ class OSVTestServer(OSVAPI):
         """The first queued fault for path, consumed once (None: answer normally)."""
         with self._lock:
             for fault in self._faults:
-                if fault.path is None or path.startswith(fault.path):
+                if fault.path is None or _under(path, fault.path):
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)
@@ -336,6 +336,13 @@ class OSVTestServer(OSVAPI):
             await writer.drain()
             return False
         return True
+
+
+def _under(path: str, prefix: str) -> bool:
+    """Whether path is prefix or lies under it: "/v1/vulns/" covers every record, "/v1/query" is
+    /v1/query itself (not /v1/querybatch)."""
+    return path.startswith(prefix) and (prefix.endswith("/") or path[len(prefix):len(prefix) + 1]
+                                        in ("", "/"))
 
 
 #: Connections waiting to be accepted (a client may open hundreds at once).
