@@ -124,6 +124,32 @@ def test_add_stores_only_when_the_key_is_absent_or_dead(make_cache, kind):
     assert _add(cache, "k", "fourth", 100)  # absent again
 
 
+def test_delete_if_removes_only_what_this_add_stored(make_cache, kind):
+    cache = make_cache()
+    first = cache._make("lease", "holder one", 0.3, 0.0)
+    assert first is not None and cache.backend.add("lease", *first, cache.clock())
+    cache.clock_control.advance(0.5)  # the first holder outlived its lease...
+    if "redis" in kind or kind == "cluster":
+        _gone(cache, "lease")
+    second = cache._make("lease", "holder two", 100, 0.0)
+    assert second is not None and cache.backend.add("lease", *second, cache.clock())  # ...a second took it
+    assert not cache.backend.delete_if("lease", *first)  # the first one's release leaves it alone
+    assert cache.get("lease") == "holder two"
+    assert cache.backend.delete_if("lease", *second)
+    assert cache.get("lease") is None
+
+
+async def test_adelete_if_is_delete_if(make_cache):
+    cache = make_cache()
+    made = cache._make("lease", "holder", 100, 0.0)
+    other = cache._make("lease", "someone else", 100, 0.0)
+    assert made is not None and other is not None
+    assert await cache.backend.aadd("lease", *made, cache.clock())
+    assert not await cache.backend.adelete_if("lease", *other)
+    assert await cache.backend.adelete_if("lease", *made)
+    assert await cache.aget("lease") is None
+
+
 async def test_aadd_is_add(make_cache):
     cache = make_cache()
     assert await _aadd(cache, "k", "first", 100)

@@ -101,6 +101,13 @@ class Backend(Protocol):
     def delete(self, key: str) -> bool:
         """Remove key; True if it was there. Cost: O(1) / one statement / one DEL."""
 
+    def delete_if(self, key: str, record: Record, blob: bytes | None) -> bool:
+        """Remove key only while it still holds what set() or add() stored with record and blob
+        (memory: that Record object; byte backends: that blob); True if removed. Atomic: a value
+        written meanwhile survives (the recompute lease's release: a holder that outlived its lease
+        must not delete the next holder's). Cost: as delete() (SQLite: one DELETE ... AND blob = ?;
+        Redis: one EVAL of a compare-and-delete script)."""
+
     def discard(self, key: str, raw: Any) -> None:
         """Delete key only if it still holds raw (what get() returned), so a newer value written
         meanwhile survives: expiry without races. Best effort: it may leave the entry (a locked file)
@@ -145,6 +152,9 @@ class Backend(Protocol):
     async def adelete(self, key: str) -> bool:
         """Async twin of delete()."""
 
+    async def adelete_if(self, key: str, record: Record, blob: bytes | None) -> bool:
+        """Async twin of delete_if()."""
+
     async def aclear(self) -> int:
         """Async twin of clear()."""
 
@@ -174,6 +184,9 @@ class InlineAsyncBase:
     async def adelete(self, key: str) -> bool:
         return self.delete(key)
 
+    async def adelete_if(self, key: str, record: Record, blob: bytes | None) -> bool:
+        return self.delete_if(key, record, blob)
+
     async def aclear(self) -> int:
         return self.clear()
 
@@ -197,6 +210,9 @@ class InlineAsyncBase:
         raise NotImplementedError
 
     def delete(self, key: str) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def delete_if(self, key: str, record: Record, blob: bytes | None) -> bool:  # pragma: no cover
         raise NotImplementedError
 
     def clear(self) -> int:  # pragma: no cover - interface
@@ -250,6 +266,9 @@ class ByteBackendBase:
     async def adelete(self, key: str) -> bool:
         return await to_thread(self.delete, key)
 
+    async def adelete_if(self, key: str, record: Record, blob: bytes | None) -> bool:
+        return await to_thread(self.delete_if, key, record, blob)
+
     async def aclear(self) -> int:
         return await to_thread(self.clear)
 
@@ -273,4 +292,7 @@ class ByteBackendBase:
         raise NotImplementedError
 
     def delete(self, key: str) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def delete_if(self, key: str, record: Record, blob: bytes | None) -> bool:  # pragma: no cover
         raise NotImplementedError

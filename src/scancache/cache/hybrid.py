@@ -269,6 +269,14 @@ class HybridBackend:
             self._forget(key)
         return stored
 
+    def delete_if(self, key: str, record: Record, blob: bytes | None) -> bool:
+        """The back's delete_if; when it removed the entry, memory's copy of key goes too (behind the
+        fill barrier; memory holds a decoded copy, not the record given)."""
+        removed = bool(self.back.delete_if(key, record, blob))
+        if removed:
+            self._forget(key)
+        return removed
+
     def delete(self, key: str) -> bool:
         """Delete from the back, then from memory behind the fill barrier; True if either held the
         key. A back failure propagates (memory's copy is dropped all the same)."""
@@ -373,6 +381,13 @@ class HybridBackend:
         if stored:
             self._forget(key)
         return stored
+
+    async def adelete_if(self, key: str, record: Record, blob: bytes | None) -> bool:
+        """Async delete_if (delete_if's steps, the back awaited)."""
+        removed = bool(await self.back.adelete_if(key, record, blob))
+        if removed:
+            self._forget(key)
+        return removed
 
     async def adelete(self, key: str) -> bool:
         """Async delete (delete's steps, the back awaited)."""

@@ -133,11 +133,17 @@ class MemoryBackend(InlineAsyncBase):
             return True
 
     def discard(self, key: str, raw: Any) -> None:
+        self.delete_if(key, raw, None)
+
+    def delete_if(self, key: str, record: Record, blob: bytes | None = None) -> bool:
+        """Remove key only while it holds this very Record object; True if removed."""
         with self._lock:
             held = self._data.get(key)
-            if held is not None and held is raw:
-                del self._data[key]
-                self._bytes -= held.nbytes
+            if held is None or held is not record:
+                return False
+            del self._data[key]
+            self._bytes -= held.nbytes
+            return True
 
     def clear(self) -> int:
         with self._lock:

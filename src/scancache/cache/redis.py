@@ -43,6 +43,8 @@ _SCAN_COUNT = 1000  # keys per SCAN step: fewer round trips, each still short fo
 _UNLINK_BATCH = 500
 _TRIP_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _GLOB_SPECIAL = "\\*?[]"
+#: delete_if: DEL the key only while it holds ARGV[1] (one atomic step on the server).
+_DELETE_IF = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 class RedisUnavailable(RedisConnectionError):
@@ -198,6 +200,11 @@ class RedisBackend(ByteBackendBase):
         assert blob is not None, "RedisBackend stores encoded blobs (wants_blob=True)"
         return client.set(name, blob, px=milliseconds, nx=True)
 
+    @staticmethod
+    def _delete_if(client: Any, name: str, blob: bytes | None) -> Any:
+        assert blob is not None, "RedisBackend stores encoded blobs (wants_blob=True)"
+        return client.eval(_DELETE_IF, 1, name, blob)
+
     def _pipeline(self, client: Any, items: Sequence[WriteItem]) -> Any:
         pipe = client.pipeline(transaction=False)
         for item in items:
@@ -293,6 +300,13 @@ class RedisBackend(ByteBackendBase):
         node = self._node(self._clients.existing_sync(), name)
         return bool(self._run(lambda client: client.delete(name), node))
 
+    def delete_if(self, key: str, record: Record, blob: bytes | None) -> bool:
+        """DEL key only while it holds blob (an EVAL of a compare-and-delete script: one round trip,
+        atomic on the server; a cluster: on the key's slot owner); True if removed."""
+        name = self.prefix + key
+        node = self._node(self._clients.existing_sync(), name)
+        return bool(self._run(lambda client: self._delete_if(client, name, blob), node))
+
     def clear(self) -> int:
         """Delete this namespace's keys: SCAN MATCH prefix* and UNLINK in batches; returns how many.
 
@@ -383,6 +397,12 @@ class RedisBackend(ByteBackendBase):
         """Async DEL."""
         name = self.prefix + key
         return bool(await self._arun(lambda client: client.delete(name), self._loop_node(name)))
+
+    async def adelete_if(self, key: str, record: Record, blob: bytes | None) -> bool:
+        """Async delete_if (EVAL on this loop's client)."""
+        name = self.prefix + key
+        return bool(await self._arun(lambda client: self._delete_if(client, name, blob),
+                                     self._loop_node(name)))
 
     async def aclear(self) -> int:
         """Async clear: SCAN MATCH + UNLINK in batches (see clear for the cost)."""

@@ -20,8 +20,10 @@ of every thread, task and process sharing the store gets it. The others: an earl
 read serves the value it has; a miss waits for the holder's value, polling the entry and the lease in
 one read, and takes the lease itself when it is gone (its holder failed, or died: a lease expires by
 itself, so a killed holder leaves the key stuck for one lease at most). The holder deletes the lease
-once its value is stored (or its factory failed). A backend failure while taking the lease counts
-as taken (fail open: an outage must not stop computing).
+once its value is stored (or its factory failed), with Backend.delete_if: only if it still holds
+this holder's unique value, so a holder that outlived its lease never deletes the next holder's.
+A backend failure while taking the lease counts as taken (fail open: an outage must not stop
+computing).
 
 The sync and async faces share one body per step (_lookup, _compute, _background): generators that
 yield what to do (read, lease, sleep, call the factory, join a flight) and receive the answer; _run
@@ -202,6 +204,7 @@ class _Plan:
     beta: float
     serve_stale: bool
     counters: RefreshCounters | None
+    held: tuple[str, Any, bytes | None] | None = None  # (name, record, blob) of the lease we hold
 
     def count(self, field: str) -> None:
         if self.counters is not None:
@@ -216,20 +219,18 @@ class _Plan:
         return mapping, ttl, stale
 
     def lease(self, delta: float | None) -> tuple[str, Any, bytes | None, float] | None:
-        """The arguments of the Backend.add that takes this key's lease; None when the lease would
-        store nothing (a zero ttl_seconds)."""
+        """The arguments of the Backend.add that takes this key's lease (kept in held, for the
+        release); None when the lease would store nothing (a zero ttl_seconds). Its value is unique,
+        so the release deletes this lease and never a later holder's."""
         seconds = FIRST_LEASE_SECONDS if not delta else min(
             max(LEASE_DELTAS * delta, MIN_LEASE_SECONDS), _MAX_LEASE_WAIT)
         name = self.key + LEASE_SUFFIX
-        made = self.cache._make(name, _LEASE_HOLDER, seconds, 0.0)
+        made = self.cache._make(name, f"recompute lease {random.getrandbits(64):016x}", seconds, 0.0)
         if made is None:
             return None
         record, blob = made
+        self.held = (name, record, blob)
         return name, record, blob, self.cache.clock()
-
-
-#: What a lease holds (its presence is what counts; the name says what it is to someone listing keys).
-_LEASE_HOLDER = "recompute lease"
 
 
 def _delta(plan: _Plan, state: _State, entry: CacheEntry | None) -> float | None:
@@ -269,7 +270,7 @@ _GET = 1  # (_GET, key) -> value | None
 _GET_MANY = 2  # (_GET_MANY, keys) -> {key: value} of the fresh ones
 _SET_MANY = 3  # (_SET_MANY, mapping, ttl, stale) -> bool
 _LEASE = 4  # (_LEASE, delta) -> True if this caller holds the key's lease now
-_RELEASE = 5  # (_RELEASE,) -> None: delete the key's lease (best effort)
+_RELEASE = 5  # (_RELEASE,) -> None: delete the lease we hold, if it is still ours (best effort)
 _SLEEP = 6  # (_SLEEP, seconds) -> None
 _FACTORY = 7  # (_FACTORY,) -> the factory's result
 _FLIGHT = 8  # (_FLIGHT, step, *args) -> step(plan, *args)'s result, one run per key in this process
@@ -408,7 +409,8 @@ def _run(plan: _Plan, step: _Step) -> Any:
                 except Exception as exc:
                     answer = _lease_failed(plan, exc)
             elif kind == _RELEASE:
-                cache._safe(cache.backend.delete, plan.key + LEASE_SUFFIX)
+                if plan.held is not None:
+                    cache._safe(cache.backend.delete_if, *plan.held)
             elif kind == _SLEEP:
                 time.sleep(request[1])
             elif kind == _FACTORY:
@@ -476,9 +478,10 @@ async def _arun(plan: _Plan, step: _Step) -> Any:
                     answer = _lease_failed(plan, exc)
             elif kind == _RELEASE:
                 try:
-                    answer = await cache.backend.adelete(plan.key + LEASE_SUFFIX)
+                    if plan.held is not None:
+                        await cache.backend.adelete_if(*plan.held)
                 except Exception as exc:
-                    cache._failed("delete", exc)
+                    cache._failed("delete_if", exc)
             elif kind == _SLEEP:
                 await asyncio.sleep(request[1])
             elif kind == _FACTORY:

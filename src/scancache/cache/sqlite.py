@@ -218,6 +218,11 @@ class SQLiteBackend(ByteBackendBase):
         cursor = self._cursor()
         return bool(retry(lambda: cursor.execute(_DELETE, (self.namespace, key)).rowcount))
 
+    def delete_if(self, key: str, record: Record, blob: bytes | None) -> bool:
+        """Remove key only while its row still holds blob; True if removed (one DELETE)."""
+        cursor = self._cursor()
+        return bool(retry(lambda: cursor.execute(_DISCARD, (self.namespace, key, blob)).rowcount))
+
     def discard(self, key: str, raw: Any) -> None:
         """Delete key only while it still holds raw, so a newer value written meanwhile survives.
 
@@ -376,6 +381,15 @@ class SQLiteBackend(ByteBackendBase):
             if not is_busy(exc):
                 raise
         return await to_thread(self.add, key, record, blob, now)
+
+    async def adelete_if(self, key: str, record: Record, blob: bytes | None) -> bool:
+        """delete_if inline when the file is free at once, else in a thread."""
+        try:
+            return bool(self._nowait_cursor().execute(_DISCARD, (self.namespace, key, blob)).rowcount)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        return await to_thread(self.delete_if, key, record, blob)
 
     async def adelete(self, key: str) -> bool:
         """delete inline when the file is free at once, else in a thread."""
