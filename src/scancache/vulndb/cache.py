@@ -212,7 +212,8 @@ class VulnerabilityDBCache:
         if q.kind in ("package", "commit"):
             records, skipped = self._records.checked(await osv.query(q.osv_body()))
         elif q.kind == "cve":
-            fetched, skipped = await self._records.fetch([q.cve_id])  # type: ignore[list-item]  # set for "cve"
+            fetched, skipped = await self._records.fetch(
+                [q.cve_id], listed=False)  # type: ignore[list-item]  # set for "cve"
             records = list(fetched.values())
             if not records and not skipped:
                 nvd_record = await nvd.get_cve(q.cve_id)

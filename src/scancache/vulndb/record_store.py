@@ -119,7 +119,7 @@ class RecordStore:
         return found
 
     async def fetch(self, ids: list[str], progress: Progress | None = None, *,
-                    groups: Sequence[tuple[dict[str, Any], list[str]]] = ()
+                    groups: Sequence[tuple[dict[str, Any], list[str]]] = (), listed: bool = True
                     ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         """({id: record}, {id: reason skipped}): GET /v1/vulns/{id} once per id (distinct ids;
         concurrently, bounded). Stale copies stand in for failures; a malformed record (or an
@@ -133,6 +133,11 @@ class RecordStore:
         group lists is taken from that answer; every listed id it does not deliver so (missing,
         malformed, a garbled answer or a 404) is asked with its own GET and judged as above; a
         query that failed otherwise fails its ids as their GETs would have.
+
+        listed: the ids come from an OSV answer that named them, so a 404 for one is skipped (the
+        package's status is unknown), never dropped: dropped, it read as "no advisory" on every run
+        that reused the cached answer. A lookup by id (a cve_id query) passes False: its 404 means
+        "ask NVD".
 
         Each record is checked as its answer arrives and, when well formed and named by its own id,
         handed to the cache's write-behind: encoded while other GETs are in flight and stored in
@@ -167,7 +172,9 @@ class RecordStore:
                 return
             finally:
                 settled(1)
-            if answer is None:  # a 404: the record vanished since the batch listed it
+            if answer is None:  # a 404: gone since the answer listed it, or a lying upstream
+                if listed:
+                    bad[vuln_id] = "listed by OSV's answer, but its record was not found (HTTP 404)"
                 return
             problem = record_problem(answer)
             if problem is not None:

@@ -1,0 +1,40 @@
+"""Session 3 attacks on the warm/cold audit paths, the recompute lease, the hybrid fill barrier and
+DNS bulk reads: a lying upstream, a hostile local user, a crash must not yield a false "clean"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+VANISHED_ID = "GHSA-vanished-0001"
+OTHER_ID = "GHSA-listed-0002"
+
+
+def _record(vuln_id: str, package: str) -> dict[str, Any]:
+    return {"id": vuln_id, "modified": "2030-01-01T00:00:00Z", "summary": "planted",
+            "affected": [{"package": {"ecosystem": "PyPI", "name": package},
+                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]}]}
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["one-get", "package-query"])
+async def test_a_record_the_batch_listed_but_its_get_404s_is_not_clean(make_vulndb, osv_server, grouped):
+    """The batch answer says the package is affected by an id; GET of that id answers 404 (a lying or
+    broken upstream, a CDN serving a partial mirror). Dropping the id silently made the audit clean,
+    and the answer listing it was cached, so every later run was clean too. grouped: two listed
+    ids, asked with one /v1/query (which fails: each id then gets its GET)."""
+    osv_server.plant(VANISHED_ID, _record(VANISHED_ID, "not-otherwise-vulnerable"),
+                     packages=["not-otherwise-vulnerable"])
+    osv_server.inject("status", count=1000, status=404, path="/v1/vulns/" + VANISHED_ID)
+    if grouped:
+        osv_server.plant(OTHER_ID, _record(OTHER_ID, "not-otherwise-vulnerable"),
+                         packages=["not-otherwise-vulnerable"])
+        osv_server.inject("status", count=1000, status=404, path="/v1/query")
+    vulndb = make_vulndb(max_retries=1)
+    for _ in range(2):  # cold, then warm: never clean
+        report = await vulndb.audit("not-otherwise-vulnerable==1.0\n")
+        assert [i for i, _ in report.skipped_advisories] == [VANISHED_ID], report.skipped_advisories
+        assert [f.id for f in report.findings] == ([OTHER_ID] if grouped else [])
+    if grouped:
+        assert osv_server.requests["/v1/query"] >= 1  # the grouped path was taken
+
