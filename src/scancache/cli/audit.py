@@ -17,7 +17,6 @@ not be read (skipped as "invalid"; --allow-invalid accepts those), unless findin
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -79,12 +78,30 @@ def read_input(args: argparse.Namespace) -> tuple[Any, str, Path]:
     return read_input(given, fmt), given, Path(given).resolve().parent
 
 
-async def _audit(args: argparse.Namespace, parsed: Any, mirror: str | None) -> Any:
-    from scancache.vulndb.audit import audit_input
+def _audit(args: argparse.Namespace, parsed: Any, mirror: str | None) -> Any:
+    """The AuditReport: from the cache alone when it holds every answer (no event loop, no HTTP
+    client imported: a warm run costs start-up and two cache reads), else asking OSV (or the mirror)."""
+    from scancache.vulndb.audit import audit_input_cached
 
     settings = load_settings(args)
     vulndb = open_vulndb(settings, osv_url=args.osv_url, mirror=mirror,
                          concurrency=getattr(args, "concurrency", None))
+    try:
+        report = None if mirror else audit_input_cached(vulndb, parsed)
+    except BaseException:
+        vulndb.close()
+        raise
+    if report is not None:
+        vulndb.close()
+        return report
+    import asyncio
+
+    return asyncio.run(_audit_online(args, parsed, vulndb))
+
+
+async def _audit_online(args: argparse.Namespace, parsed: Any, vulndb: Any) -> Any:
+    from scancache.vulndb.audit import audit_input
+
     try:
         with progress(progress_wanted(args), "fetching advisories", None) as bar:
             return await audit_input(vulndb, parsed, progress=bar.update)
@@ -180,8 +197,6 @@ def _fix(args: argparse.Namespace, report: Any, context: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Audit the input and write the report(s); 0 clean, 1 vulnerable, 2 error."""
-    import tempfile
-
     from scancache.vulndb.outputs import OutputContext, render, tool_version
     from scancache.vulndb.policy import apply_policy
 
@@ -192,9 +207,13 @@ def run(args: argparse.Namespace) -> int:
     policy = _policy(args, project_dir)
     _note_skipped(parsed.skipped)
     _check_not_empty(parsed, shown, args.allow_empty)
-    with tempfile.TemporaryDirectory(prefix="scancache-audit-") as workdir:
-        mirror = _prepare_mirror(args.mirror, Path(workdir)) if args.mirror else None
-        report = asyncio.run(_audit(args, parsed, mirror))
+    if args.mirror:
+        import tempfile  # only a mirror (an all.zip given) needs a work directory
+
+        with tempfile.TemporaryDirectory(prefix="scancache-audit-") as workdir:
+            report = _audit(args, parsed, _prepare_mirror(args.mirror, Path(workdir)))
+    else:
+        report = _audit(args, parsed, None)
     outcome = apply_policy(policy, report.findings)
     report.findings = outcome.findings
     context = OutputContext(tool_version(), outcome.ignored, outcome.notes)

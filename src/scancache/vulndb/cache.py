@@ -23,7 +23,6 @@ answered offline from it and never touch the network.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -46,6 +45,14 @@ if TYPE_CHECKING:  # imported when first used: a query may need neither
 Progress = Callable[[int, int], None]
 
 __all__ = ["VulnerabilityDBCache", "VulnResult"]
+
+
+async def _sleep(seconds: float) -> None:
+    """asyncio.sleep, imported when a backoff or a rate limit first waits: a run answered from the
+    cache alone never imports asyncio."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
 
 
 def _as_vulndb_config(config: CacheConfig | None, overrides: dict[str, Any]) -> VulnDBConfig:
@@ -86,7 +93,7 @@ class VulnerabilityDBCache:
         *,
         cache: Cache | None = None,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[Any]] = _sleep,
         http_client: Any = None,
         mirror: Any = None,
     ) -> None:
@@ -252,6 +259,43 @@ class VulnerabilityDBCache:
         return [found[i] for i in wanted if i in found], list(skipped.items())
 
     # ------------------------------------------------------------------ many queries
+    def query_many_cached(self, queries: Iterable[dict[str, Any] | Query]) -> list[VulnResult] | None:
+        """query_many's answers when the cache holds every one, fresh, with every record it names
+        current; else None (then query_many asks OSV for what is missing). No request, no event loop:
+        a warm audit answers this way without importing asyncio or an HTTP client.
+
+        Cost: one cache get_many for the questions and one for the records. A mirror, an answer
+        past its TTL or a record outdated or gone: None. Raises ValueError for an invalid query.
+        """
+        parsed = [parse_query(q) for q in queries]
+        if self.mirror is not None:
+            return None
+        keys = [self._query_key(q) for q in parsed]
+        values = self.cache.get_many(dict.fromkeys(keys))
+        if len(values) < len(set(keys)) or not all(isinstance(v, dict) for v in values.values()):
+            return None
+        wanted = wanted_ids(values.values())
+        found = self._records.cached_now(wanted)
+        if len(found) < len(wanted):
+            return None
+        answers = self._answers(values, {}, found, {})
+        return [answers[k] for k in keys]
+
+    def _answers(self, fresh: dict[str, Any], new_values: dict[str, Any],
+                 found: dict[str, dict[str, Any]], skipped: dict[str, str]) -> dict[str, VulnResult]:
+        """{cache key: VulnResult} for the answers in fresh (new_values: those OSV just gave), their
+        records taken from found: what query_many and query_many_cached share."""
+        answers: dict[str, VulnResult] = {}
+        for key, value in fresh.items():
+            if "records" in value:
+                answers[key] = VulnResult(value["records"], source="cache")
+            else:
+                ids = [i for i, _ in value.get("ids") or ()]
+                answers[key] = VulnResult([found[i] for i in ids if i in found],
+                                          source="osv" if key in new_values else "cache",
+                                          skipped=[(i, skipped[i]) for i in ids if i in skipped])
+        return answers
+
     async def query_many(self, queries: Iterable[dict[str, Any] | Query], *,
                          progress: Progress | None = None) -> list[VulnResult]:
         """Answers for many queries, in order, with as few requests as OSV allows.
@@ -267,20 +311,19 @@ class VulnerabilityDBCache:
         Raises ValueError for any invalid query (before any request), VulnDBError as above.
         Malformed advisories are left out of each answer and listed in its `skipped`.
         """
+        import asyncio
+
         parsed = [parse_query(q) for q in queries]
         if self.mirror is not None:  # offline: the mirror answers all but NVD searches
             return list(await asyncio.gather(*(self.query_vulnerability_db(q) for q in parsed)))
         keys = [self._query_key(q) for q in parsed]
         unique = dict(zip(keys, parsed, strict=True))
         values = await self.cache.aget_many(unique)
-        answers: dict[str, VulnResult] = {}
         missing = [(k, q) for k, q in unique.items() if k not in values]
         batchable = [(k, q) for k, q in missing if q.kind in ("package", "commit")]
         singles = [q for _, q in missing if q.kind not in ("package", "commit")]
         new_values, stale_keys = await self._batch(batchable)
-        for q, result in zip(singles, await asyncio.gather(*(self.query_vulnerability_db(q)
-                                                               for q in singles)), strict=True):
-            answers[self._query_key(q)] = result
+        single_answers = await asyncio.gather(*(self.query_vulnerability_db(q) for q in singles))
         fresh = {**values, **new_values}
         wanted = wanted_ids(fresh.values())  # one get_many for every record any answer names
         found = await self._records.cached(wanted, stale_ok=False)
@@ -295,14 +338,9 @@ class VulnerabilityDBCache:
         for group in (positive, negative):
             if group:
                 await self.cache.aset_many(group, self._query_ttl(next(iter(group.values()))))
-        for key, value in fresh.items():
-            if "records" in value:
-                answers[key] = VulnResult(value["records"], source="cache")
-            else:
-                ids = [i for i, _ in value.get("ids") or ()]
-                answers[key] = VulnResult([found[i] for i in ids if i in found],
-                                          source="osv" if key in new_values else "cache",
-                                          skipped=[(i, skipped[i]) for i in ids if i in skipped])
+        answers = self._answers(fresh, new_values, found, skipped)
+        for q, result in zip(singles, single_answers, strict=True):
+            answers[self._query_key(q)] = result
         for key, value in stale_keys.items():
             answer = await self._records_for(value, stale_ok=True)
             answers[key] = VulnResult(answer[0] if answer else [], source="cache", stale=True)
@@ -313,6 +351,8 @@ class VulnerabilityDBCache:
         value standing in})."""
         if not queries:
             return {}, {}
+        import asyncio
+
         osv, _ = self._clients()
         size = self.config.osv_batch_size
         chunks = [queries[i:i + size] for i in range(0, len(queries), size)]
@@ -365,6 +405,17 @@ class VulnerabilityDBCache:
             self._mirror.close()
         if self._owns_cache:
             await self.cache.aclose()
+
+    def close(self) -> None:
+        """aclose() without an event loop, for an instance that sent no request (one answered by
+        query_many_cached): closes the mirror and the cache (if ours). RuntimeError once a request
+        was sent (the HTTP client and a Redis limiter close only with `await aclose()`)."""
+        if self._transport is not None or hasattr(self._limiter, "aclose"):
+            raise RuntimeError("this VulnerabilityDBCache sent requests: close it with `await aclose()`")
+        if self._mirror is not None and self._mirror is not self._mirror_arg:
+            self._mirror.close()
+        if self._owns_cache:
+            self.cache.close()
 
     async def __aenter__(self) -> VulnerabilityDBCache:
         return self

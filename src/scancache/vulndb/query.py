@@ -156,9 +156,9 @@ def _pep440_canonical(version: str) -> str:
         while version.endswith(".0"):  # what canonicalize_version does to a plain release: 2.4.0 -> 2.4
             version = version[:-2]
         return version
-    from packaging.utils import canonicalize_version
+    from scancache.vulndb.ranges import canonical_pep440
 
-    return canonicalize_version(version)  # 1.0 and 1.0.0 -> "1"; invalid versions kept as given
+    return canonical_pep440(version)  # 1.0 and 1.0.0 -> "1"; invalid versions kept as given
 
 
 @lru_cache(maxsize=16384)

@@ -17,6 +17,7 @@ __all__ = [
     "SemVer",
     "parse_semver",
     "pep440",
+    "canonical_pep440",
     "normalize_name",
     "version_key_for",
     "in_events",
@@ -68,6 +69,30 @@ def pep440(text: str) -> Any:
         return Version(text)
     except InvalidVersion:
         return None
+
+
+def canonical_pep440(text: str) -> str:
+    """packaging.utils.canonicalize_version(text): the PEP 440 normal form with the release's
+    trailing zeros dropped (1.0.0 and 1 -> "1", 2.4.0rc1 -> "2.4rc1"); text not PEP 440 comes back
+    unchanged. Built from Version's public parts: packaging.utils imports packaging.tags (with
+    platform, subprocess and sysconfig), a few ms of every audit that met a non-plain version."""
+    parsed = pep440(text)
+    if parsed is None:
+        return text
+    release = list(parsed.release)
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    out = f"{parsed.epoch}!" if parsed.epoch else ""
+    out += ".".join(map(str, release))
+    if parsed.pre is not None:
+        out += f"{parsed.pre[0]}{parsed.pre[1]}"
+    if parsed.post is not None:
+        out += f".post{parsed.post}"
+    if parsed.dev is not None:
+        out += f".dev{parsed.dev}"
+    if parsed.local is not None:
+        out += f"+{parsed.local}"
+    return out
 
 
 def normalize_name(ecosystem: str, name: str) -> str:

@@ -8,7 +8,6 @@ its TTL but still current is reused from its stale window and stored again rathe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -80,8 +79,21 @@ class RecordStore:
                 if entry is not None:
                     found[vuln_id] = entry.value
             return found
-        cut = len(prefix)
-        cached = await self.cache.aget_many([prefix + i for i in wanted])
+        found = self._current(wanted, await self.cache.aget_many([prefix + i for i in wanted]))
+        if len(found) < len(wanted):
+            found.update(await self._reused({i: m for i, m in wanted.items() if i not in found}))
+        return found
+
+    def cached_now(self, wanted: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """cached(wanted, stale_ok=False) without an event loop and without the stale window: the
+        fresh, current records only (a warm run answered from the cache alone). Cost: one get_many."""
+        return self._current(wanted, self.cache.get_many([self.prefix + i for i in wanted]))
+
+    def _current(self, wanted: dict[str, str], cached: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """{id: record} among cached ({key: value} as get_many answers) at least as new as wanted
+        ({id: modified}) asks for: what cached() and cached_now() share."""
+        found = {}
+        cut = len(self.prefix)
         for key, record in cached.items():
             vuln_id = key[cut:]
             if not isinstance(record, dict):
@@ -89,8 +101,6 @@ class RecordStore:
             modified, have = wanted[vuln_id], record.get("modified", "")
             if modified == have or not is_newer(modified, str(have)):
                 found[vuln_id] = record
-        if len(found) < len(wanted):
-            found.update(await self._reused({i: m for i, m in wanted.items() if i not in found}))
         return found
 
     async def _reused(self, wanted: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -100,6 +110,8 @@ class RecordStore:
 
         Cost: one read per id; a cold cache is detected after _STALE_PROBE misses and not read on.
         """
+        import asyncio
+
         prefix = self.prefix
         ids = list(wanted)
         found: dict[str, dict[str, Any]] = {}
@@ -147,6 +159,8 @@ class RecordStore:
         """
         if not ids:
             return {}, {}
+        import asyncio
+
         from scancache.vulndb.http import MalformedAnswer
 
         osv = self.osv_client()

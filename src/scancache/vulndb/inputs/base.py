@@ -123,14 +123,9 @@ def pep440_key(version: str) -> str | None:
         while len(parts) > 1 and parts[-1].lstrip("0") == "":
             parts.pop()
         return ".".join(str(int(p)) for p in parts)
-    from packaging.utils import canonicalize_version
-    from packaging.version import InvalidVersion, Version
+    from scancache.vulndb.ranges import canonical_pep440, pep440
 
-    try:
-        parsed = Version(version)
-    except InvalidVersion:
-        return None
-    return str(canonicalize_version(parsed, strip_trailing_zero=True))
+    return None if pep440(version) is None else canonical_pep440(version)
 
 
 def decode_input(data: bytes, file: str) -> str:

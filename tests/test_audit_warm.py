@@ -1,0 +1,124 @@
+"""A warm audit is answered from the cache alone: no request, no event loop, two cache reads.
+
+VulnerabilityDBCache.query_many_cached gives query_many's answers when the cache holds every one
+(fresh, each record current) and None otherwise, so the caller falls back to query_many; the CLI's
+audit takes that way first (issue 14: a warm run's time is start-up, imports and reading the cache).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scancache.testing.osv_server import OSVTestServer
+from scancache.vulndb.audit import audit_input, audit_input_cached, read_requirements
+
+QUERIES = [{"product": "jinja2", "version": "2.4", "ecosystem": "PyPI"},
+           {"package": "requests", "ecosystem": "PyPI", "version": "2.19.0"},
+           {"purl": "pkg:pypi/jinja2@3.1.4"},  # fixed: an empty answer
+           {"product": "Jinja2", "version": "2.4.0", "ecosystem": "pypi"}]  # the first one again
+
+
+async def test_query_many_cached_answers_as_query_many_did_without_a_request(make_vulndb, osv_server):
+    vulndb = make_vulndb()
+    assert vulndb.query_many_cached(QUERIES) is None  # a cold cache: nothing is asked
+    assert osv_server.total_requests == 0
+    online = await vulndb.query_many(QUERIES)
+    sent = osv_server.total_requests
+    cached = vulndb.query_many_cached(QUERIES)
+    assert cached is not None
+    assert [sorted(r.ids) for r in cached] == [sorted(r.ids) for r in online]
+    assert cached == online  # the same records
+    assert [r.source for r in cached] == ["cache"] * len(QUERIES)
+    assert osv_server.total_requests == sent
+
+
+async def test_query_many_cached_is_none_while_some_answer_is_missing(make_vulndb, osv_server):
+    vulndb = make_vulndb()
+    await vulndb.query_many(QUERIES[:2])
+    assert vulndb.query_many_cached(QUERIES[:2]) is not None
+    assert vulndb.query_many_cached(QUERIES) is None  # jinja2 3.1.4 was never asked
+    assert len(await vulndb.query_many(QUERIES)) == len(QUERIES)  # the async twin fills it in
+    assert vulndb.query_many_cached(QUERIES) is not None
+
+
+async def test_query_many_cached_is_none_past_the_answers_ttl(make_vulndb, fake_clock):
+    vulndb = make_vulndb(ttl_seconds=100, negative_ttl_seconds=100, stale_ttl_seconds=3600)
+    await vulndb.query_many(QUERIES)
+    fake_clock.advance(101)  # stale: only query_many may serve it (it asks OSV first)
+    assert vulndb.query_many_cached(QUERIES) is None
+
+
+async def test_query_many_cached_is_none_when_a_record_is_older_than_its_answer_says(make_vulndb):
+    vulndb = make_vulndb()
+    await vulndb.query_many(QUERIES[:1])
+    key = vulndb._record_prefix + "PYSEC-2014-8"
+    record = vulndb.cache.get(key)
+    vulndb.cache.set(key, {**record, "modified": "2000-01-01T00:00:00Z"})  # outdated copy
+    assert vulndb.query_many_cached(QUERIES[:1]) is None
+
+
+async def test_query_many_cached_rejects_an_invalid_query_like_query_many(make_vulndb):
+    vulndb = make_vulndb()
+    with pytest.raises(ValueError):
+        vulndb.query_many_cached([*QUERIES, {"version": "1.0"}])
+
+
+async def test_audit_input_cached_reports_what_audit_input_reported(make_vulndb, osv_server):
+    vulndb = make_vulndb()
+    parsed = read_requirements("jinja2==2.4\nrequests==2.19.0\nidna==3.10\n")
+    assert audit_input_cached(vulndb, parsed) is None
+    online = await audit_input(vulndb, parsed)
+    sent = osv_server.total_requests
+    cached = audit_input_cached(vulndb, parsed)
+    assert cached is not None and online.findings
+    assert cached.as_dict() == online.as_dict()
+    assert osv_server.total_requests == sent
+
+
+def test_a_warm_cli_audit_reads_the_cache_with_two_statements(audit_cli, osv_server: OSVTestServer,
+                                                              tmp_path: Path, sqlite_statements):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("jinja2==2.4\nrequests==2.19.0\nidna==3.10\n", encoding="utf-8")
+    code, cold, _ = audit_cli("-r", str(requirements), "--format", "json")
+    assert code == 1 and osv_server.total_requests > 0
+    osv_server.reset_counts()
+    sqlite_statements.clear()
+    code, warm, _ = audit_cli("-r", str(requirements), "--format", "json")
+    assert code == 1 and warm == cold
+    assert osv_server.total_requests == 0
+    # One get_many for the three answers, one for every record they name; nothing written.
+    reads = sqlite_statements.reads()
+    assert len(reads) == 2, reads
+    assert not [s for s in sqlite_statements if s.lstrip().upper().startswith(("INSERT", "UPDATE",
+                                                                               "DELETE"))]
+
+
+def test_canonical_pep440_spells_versions_as_packaging_does(osv_records):
+    from packaging.utils import canonicalize_version
+
+    from scancache.vulndb.ranges import canonical_pep440
+
+    versions = {"1!2.0.0.post1.dev3+abc.1", "v1.0", "1.0.0RC1", "2.4.0-alpha", "1.0a", "0", "0.0",
+                "0.0.0rc0", "1.0.post", "1.0+local.0.0", "x y", "=2.4", "2.4;x"}
+    for record in osv_records.values():
+        for affected in record.get("affected") or ():
+            versions.update(affected.get("versions") or ())
+            for rng in affected.get("ranges") or ():
+                for event in rng.get("events") or ():
+                    versions.update(event.values())
+    assert len(versions) > 100
+    assert {v: canonical_pep440(v) for v in versions} == {v: canonicalize_version(v) for v in versions}
+
+
+def test_a_findings_dict_is_what_dataclasses_asdict_gives():
+    import dataclasses
+
+    from scancache.vulndb.audit import Finding
+
+    finding = Finding("Jinja2", "2.4", "PYSEC-2014-8", ("CVE-2014-1402",), ("2.7.2",), "summary",
+                      "medium", 4.4, "CVSS:3.1/AV:L", "requirements.txt:3", "PyPI")
+    expected = {**dataclasses.asdict(finding), "aliases": ["CVE-2014-1402"], "fixed_versions": ["2.7.2"]}
+    assert finding.as_dict() == expected
+    assert list(finding.as_dict()) == [f.name for f in dataclasses.fields(Finding)]  # every field, in order
