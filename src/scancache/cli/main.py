@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FINDINGS", "EXIT_ERROR"]
 
@@ -32,10 +32,51 @@ _DESCRIPTION = (
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line, as every other scancache error."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)  # subparsers are made with this class too
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         """Print `scancache: error: ...` (one line) and exit 2."""
         sys.stderr.write(f"scancache: error: {message} (see '{self.prog} --help')\n")
         raise SystemExit(EXIT_ERROR)
+
+
+class _Unparsed(Exception):
+    """The one-command parser could not parse the command line: the full parser will say why."""
+
+
+class _OneCommandParser(_Parser):
+    """The parser of a run: only the command it names, and silent on errors (raises _Unparsed), so
+    that the full parser, asked next, gives the message a user would get from it."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise _Unparsed (nothing printed)."""
+        raise _Unparsed(message)
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, told the terminal width: its own lookup imports shutil (with bz2, lzma
+    and fnmatch) on every add_argument, a few ms of each run."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
+
+
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns: $COLUMNS, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 def _positive_int(text: str) -> int:
@@ -288,15 +329,25 @@ def _add_dashboard(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(module="dashboard")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (cheap: no command module is imported)."""
-    parser = _Parser(prog="scancache", description=_DESCRIPTION)
+#: Each command and what adds its subparser, in the order --help lists them.
+_COMMANDS = {"resolve": _add_resolve, "audit": _add_audit, "mirror": _add_mirror, "cache": _add_cache,
+             "imports": _add_imports, "bench": _add_bench, "metrics": _add_metrics,
+             "dashboard": _add_dashboard}
+#: The global options that take a value (the others: -v, --verbose).
+_GLOBAL_VALUE_OPTIONS = ("--config", "--cache-type", "--cache-dir", "--redis-url")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full argument parser, or with command, one that knows only that command (what a run
+    needs: the eight commands' options take ~8 ms to build). Cheap: no command module is imported."""
+    parser_class = _Parser if command is None else _OneCommandParser
+    parser = parser_class(prog="scancache", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"scancache {_version()}")
     _add_globals(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_resolve, _add_audit, _add_mirror, _add_cache, _add_imports, _add_bench,
-                _add_metrics, _add_dashboard):
-        add(commands)
+    for name, add in _COMMANDS.items():
+        if command is None or name == command:
+            add(commands)
     # Global options are accepted after the command too (`scancache resolve --cache-dir D x`).
     for sub in commands.choices.values():
         _add_globals(sub)
@@ -380,11 +431,38 @@ def _describe(exc: BaseException) -> str:
     return text if text else type(exc).__name__
 
 
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The command argv runs when only global options (spelled out in full) come before it; None
+    otherwise (--help, --version, an abbreviation, an unknown word: the full parser decides)."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token in _COMMANDS:
+            return token
+        if token in _GLOBAL_VALUE_OPTIONS:
+            next(tokens, None)  # its value, which may spell a command
+        elif not (token.startswith(tuple(f"{option}=" for option in _GLOBAL_VALUE_OPTIONS))
+                  or token == "--verbose" or (len(token) > 1 and token.strip("v") == "-")):
+            return None
+    return None
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """argv parsed by a parser of the one command it names (cheaper to build); by the full parser
+    when it names none or that parser cannot parse it (the full one then reports the error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_named(argv)
+    if command is not None:
+        try:
+            return build_parser(command).parse_args(argv)
+        except _Unparsed:
+            pass
+    return build_parser().parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scancache command with argv (default sys.argv[1:]); returns the exit status."""
-    parser = build_parser()
     try:
-        args = _normalise(parser.parse_args(argv))
+        args = _normalise(_parse(argv))
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     verbose = int(args.verbose or 0)
