@@ -66,7 +66,9 @@ class LazyLoadConfig:
         self.main_thread_modules = list(self.main_thread_modules)
         require(isinstance(self.conditions, dict), "conditions",
                 "must be a table of module name -> condition rule")
-        from scancache.lazyload.conditions import parse_condition
+        if not self.conditions:
+            return
+        from scancache.lazyload.conditions import parse_condition  # only rules need the parser
 
         for module_name, rule in self.conditions.items():
             try:
