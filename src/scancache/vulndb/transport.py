@@ -122,6 +122,14 @@ class PyreqwestTransport(Transport):
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+            # reqwest's runtime thread hands each result back holding the GIL, and ends that hold
+            # after the answer is already delivered: a process that exits at once (a failed audit,
+            # exit 2) could finalize the interpreter under it ("Fatal Python error:
+            # PyGILState_Release", exit 134, in 1 run of 4 here). A short wait with the GIL released
+            # lets that thread finish first.
+            import asyncio
+
+            await asyncio.sleep(0.002)
 
 
 class HttpxTransport(Transport):
