@@ -122,3 +122,20 @@ def test_a_findings_dict_is_what_dataclasses_asdict_gives():
     expected = {**dataclasses.asdict(finding), "aliases": ["CVE-2014-1402"], "fixed_versions": ["2.7.2"]}
     assert finding.as_dict() == expected
     assert list(finding.as_dict()) == [f.name for f in dataclasses.fields(Finding)]  # every field, in order
+
+
+def test_an_audit_restores_the_gc_threshold_it_raised(audit_cli, tmp_path: Path, monkeypatch):
+    import gc
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("jinja2==2.4\n", encoding="utf-8")
+    during = []
+    from scancache.cli import audit
+
+    real_run = audit._run
+    monkeypatch.setattr(audit, "_run", lambda args: during.append(gc.get_threshold()) or real_run(args))
+    before = gc.get_threshold()
+    code, _, _ = audit_cli("-r", str(requirements))
+    assert code == 1
+    assert during[0][0] == 100_000  # few cyclic-GC passes over the decoded advisories
+    assert gc.get_threshold() == before  # the embedding process keeps its own setting

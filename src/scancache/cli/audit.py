@@ -197,6 +197,20 @@ def _fix(args: argparse.Namespace, report: Any, context: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Audit the input and write the report(s); 0 clean, 1 vulnerable, 2 error."""
+    import gc
+
+    # An audit builds many acyclic containers (the decoded advisories, then findings): with the
+    # default threshold (700) a warm 300-pin run made 56 cyclic-GC passes over them, 5-14 ms of a
+    # ~150 ms process. Reference counting frees them anyway; cycles wait for 100,000 allocations.
+    threshold = gc.get_threshold()
+    gc.set_threshold(100_000, *threshold[1:])
+    try:
+        return _run(args)
+    finally:
+        gc.set_threshold(*threshold)  # main() may run in a longer-lived process (tests, embedding)
+
+
+def _run(args: argparse.Namespace) -> int:
     from scancache.vulndb.outputs import OutputContext, render, tool_version
     from scancache.vulndb.policy import apply_policy
 
