@@ -12,18 +12,18 @@ processes (SQLite, Redis, hybrid) also get it, when it is 1 ms or more, in a com
 `key + COMPUTE_SUFFIX` (`[compute seconds, 0.0]`) written in the same call (one pipeline on Redis)
 with the same lifetime, so a worker that never computed the key still refreshes it early.
 
-The recompute lease: whoever is about to compute a key (a miss, an XFetch draw, a background refresh
-of a stale entry) first stores `key + LEASE_SUFFIX` with the backend's atomic set-if-absent
-(Backend.add: SET NX PX on Redis, a conditional upsert on SQLite, under the lock in memory), for
-LEASE_DELTAS compute times (FIRST_LEASE_SECONDS while the compute time is unknown). Exactly one caller
-of every thread, task and process sharing the store gets it. The others: an early draw or a stale
-read serves the value it has; a miss waits for the holder's value, polling the entry and the lease in
-one read, and takes the lease itself when it is gone (its holder failed, or died: a lease expires by
-itself, so a killed holder leaves the key stuck for one lease at most). The holder deletes the lease
-once its value is stored (or its factory failed), with Backend.delete_if: only if it still holds
-this holder's unique value, so a holder that outlived its lease never deletes the next holder's.
-A backend failure while taking the lease counts as taken (fail open: an outage must not stop
-computing).
+The recompute lease: whoever is about to compute a key (a miss on a store shared with other processes,
+an XFetch draw, a background refresh of a stale entry) first stores `key + LEASE_SUFFIX` with the
+backend's atomic set-if-absent (Backend.add: SET NX PX on Redis, a conditional upsert on SQLite,
+under the lock in memory), for LEASE_DELTAS compute times (FIRST_LEASE_SECONDS while the compute
+time is unknown). Exactly one caller of every thread, task and process sharing the store gets it.
+The others: an early draw or a stale read serves the value it has; a miss waits for the holder's
+value, polling the entry and the lease in one read, and takes the lease itself when it is gone (its
+holder failed, or died: a lease expires by itself, so a killed holder leaves the key stuck for one
+lease at most). The holder deletes the lease once its value is stored (or its factory failed), with
+Backend.delete_if: only if it still holds this holder's unique value, so a holder that outlived its
+lease never deletes the next holder's. A backend failure while taking the lease counts as taken
+(fail open: an outage must not stop computing).
 
 The sync and async faces share one body per step (_lookup, _compute, _background): generators that
 yield what to do (read, lease, sleep, call the factory, join a flight) and receive the answer; _run
@@ -315,9 +315,11 @@ def _compute(plan: _Plan, state: _State, seen: float | None, leased: bool) -> _S
     """Compute and store the key unless a fresh value landed meanwhile (seen: the expiry we saw,
     None on a miss). Without the lease (a miss), take it first, or wait for its holder's value."""
     cache, key = plan.cache, plan.key
-    if not leased:
+    # A miss on a memory cache needs no lease: one process holds the store, and its single-flights
+    # (threads, tasks) already let one caller compute; the lease would only cost the miss path.
+    if not leased and _shares_entries(cache):
         delta = state.compute_seconds.get(key)
-        if not delta and _shares_entries(cache):  # unknown, or absent when last read: look again
+        if not delta:  # unknown, or absent when last read: look again
             delta = _take_companion(plan, state, (yield (_GET, key + COMPUTE_SUFFIX)))
         give_up = time.monotonic() + _MAX_LEASE_WAIT
         while not (leased := (yield (_LEASE, delta))) and time.monotonic() < give_up:
