@@ -38,3 +38,20 @@ async def test_a_record_the_batch_listed_but_its_get_404s_is_not_clean(make_vuln
     if grouped:
         assert osv_server.requests["/v1/query"] >= 1  # the grouped path was taken
 
+
+async def test_a_stale_answer_whose_records_go_missing_during_the_run_is_served_whole_not_clean(
+        make_vulndb, osv_server, fake_clock):
+    """OSV's batch is down, so a stale cached answer stands in (its records checked present); other
+    queries of the same run then store entries that push those stale records out of a bounded
+    cache. The stand-in's records were looked up again at the end and, missing, became [] (clean)."""
+    jinja = {"package": "jinja2", "ecosystem": "PyPI", "version": "2.4"}
+    vulndb = make_vulndb(max_retries=0, max_size=6)
+    first = (await vulndb.query_many([jinja]))[0]
+    assert len(first) == 5 and vulndb.cache.get_stats()["size"] == 6  # the answer and its 5 records
+    fake_clock.advance(vulndb.config.ttl_seconds + 1)  # stale: OSV is asked, the copy may stand in
+    osv_server.inject("503", count=100, path="/v1/querybatch")
+    # Two CVE lookups of the same run store two entries (NVD answers) in the 6-entry cache.
+    queries = [jinja, {"cve_id": "CVE-2021-44228"}, {"cve_id": "CVE-2099-0001"}]
+    results = await vulndb.query_many(queries)
+    assert results[0].stale and sorted(results[0].ids) == sorted(first.ids)  # what was checked, whole
+    assert vulndb.cache.get_stats()["evictions"] >= 2  # the records it was checked with are gone

@@ -341,14 +341,16 @@ class VulnerabilityDBCache:
         answers = self._answers(fresh, new_values, found, skipped)
         for q, result in zip(singles, single_answers, strict=True):
             answers[self._query_key(q)] = result
-        for key, value in stale_keys.items():
-            answer = await self._records_for(value, stale_ok=True)
-            answers[key] = VulnResult(answer[0] if answer else [], source="cache", stale=True)
+        for key, records in stale_keys.items():
+            answers[key] = VulnResult(records, source="cache", stale=True)
         return [answers[k] for k in keys]
 
-    async def _batch(self, queries: list[tuple[str, Query]]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Ask querybatch for (cache key, query) pairs in chunks: ({key: fresh value}, {key: stale
-        value standing in})."""
+    async def _batch(self, queries: list[tuple[str, Query]]
+                     ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+        """Ask querybatch for (cache key, query) pairs in chunks: ({key: fresh value}, {key: the
+        records of a stale answer standing in}). A stand-in's records are kept as checked here (all
+        present), not looked up again later: the run's own writes may push them out of a bounded
+        cache meanwhile, and a lookup that then found none would read as "no advisory"."""
         if not queries:
             return {}, {}
         import asyncio
@@ -359,17 +361,18 @@ class VulnerabilityDBCache:
         results = await asyncio.gather(*(osv.querybatch([q.osv_body() for _, q in chunk])
                                          for chunk in chunks), return_exceptions=True)
         fresh: dict[str, Any] = {}
-        stale: dict[str, Any] = {}
+        stale: dict[str, list[dict[str, Any]]] = {}
         for chunk, result in zip(chunks, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, VulnDBError):
                     raise result
                 for key, _ in chunk:  # the API failed: a stale answer may stand in, else give up
                     entry = await self.cache.aget_entry(key, allow_stale=True)
-                    if entry is None or await self._records_for(entry.value, stale_ok=True) is None:
+                    answer = None if entry is None else await self._records_for(entry.value, stale_ok=True)
+                    if answer is None:
                         raise result
                     self.counters["stale_served"] += 1
-                    stale[key] = entry.value
+                    stale[key] = answer[0]
                 continue
             for (key, _), pairs in zip(chunk, result, strict=True):
                 fresh[key] = {"ids": [list(p) for p in dict.fromkeys(pairs)]}
