@@ -55,3 +55,21 @@ async def test_a_stale_answer_whose_records_go_missing_during_the_run_is_served_
     results = await vulndb.query_many(queries)
     assert results[0].stale and sorted(results[0].ids) == sorted(first.ids)  # what was checked, whole
     assert vulndb.cache.get_stats()["evictions"] >= 2  # the records it was checked with are gone
+
+
+async def test_the_warm_path_never_answers_with_a_record_of_the_answer_missing(make_vulndb, osv_server):
+    """A cached answer naming a record the cache lost (evicted, deleted, never stored) is no answer for
+    the loop-free warm path; the online path asks for the record, and a 404 for it is no "clean"."""
+    from scancache.vulndb.audit import audit_input_cached, read_requirements
+
+    jinja = {"package": "jinja2", "ecosystem": "PyPI", "version": "2.4"}
+    vulndb = make_vulndb(max_retries=0)
+    first = (await vulndb.query_many([jinja]))[0]
+    assert [len(r) for r in vulndb.query_many_cached([jinja])] == [len(first)] == [5]
+    lost = first.ids[0]
+    assert vulndb.cache.delete(vulndb._record_prefix + lost)
+    assert vulndb.query_many_cached([jinja]) is None
+    assert audit_input_cached(vulndb, read_requirements("jinja2==2.4\n")) is None
+    osv_server.inject("status", count=100, status=404, path="/v1/vulns/" + lost)
+    report = await vulndb.audit("jinja2==2.4\n")
+    assert [i for i, _ in report.skipped_advisories] == [lost]
