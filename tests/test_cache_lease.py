@@ -261,6 +261,29 @@ def test_an_early_refresh_is_taken_by_one_caller_the_others_serve_the_fresh_valu
         assert caches[1].get("k") == "v2"
 
 
+@pytest.mark.parametrize("kind", SHARED)
+async def test_a_cancelled_holder_releases_its_lease(make_cache):
+    cache, other = make_cache(), make_cache()
+    started = asyncio.Event()
+
+    async def forever() -> str:
+        started.set()
+        await asyncio.sleep(3600)
+        return "never"
+
+    holder = asyncio.create_task(cache.aget_or_set("k", forever, ttl=100))
+    await asyncio.wait_for(started.wait(), 10)
+    store = getattr(cache.backend, "back", cache.backend)
+    assert store.get("k" + LEASE_SUFFIX) is not None  # held (for 5 s: the compute time is unknown)
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holder
+    assert store.get("k" + LEASE_SUFFIX) is None  # released: the next caller need not wait it out
+    start = time.monotonic()
+    assert await other.aget_or_set("k", lambda: "computed", ttl=100) == "computed"
+    assert time.monotonic() - start < 2
+
+
 # ---------------------------------------------------------------------- across processes
 WORKER = r"""
 import json, os, sys, time

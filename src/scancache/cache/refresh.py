@@ -20,10 +20,10 @@ time is unknown). Exactly one caller of every thread, task and process sharing t
 The others: an early draw or a stale read serves the value it has; a miss waits for the holder's
 value, polling the entry and the lease in one read, and takes the lease itself when it is gone (its
 holder failed, or died: a lease expires by itself, so a killed holder leaves the key stuck for one
-lease at most). The holder deletes the lease once its value is stored (or its factory failed), with
-Backend.delete_if: only if it still holds this holder's unique value, so a holder that outlived its
-lease never deletes the next holder's. A backend failure while taking the lease counts as taken
-(fail open: an outage must not stop computing).
+lease at most). The holder deletes the lease once its value is stored (or its factory failed or was
+interrupted: Ctrl-C, a cancelled task), with Backend.delete_if: only if it still holds this holder's
+unique value, so a holder that outlived its lease never deletes the next holder's. A backend failure
+while taking the lease counts as taken (fail open: an outage must not stop computing).
 
 The sync and async faces share one body per step (_lookup, _compute, _background): generators that
 yield what to do (read, lease, sleep, call the factory, join a flight) and receive the answer; _run
@@ -343,9 +343,9 @@ def _compute(plan: _Plan, state: _State, seen: float | None, leased: bool) -> _S
     start = time.perf_counter()
     try:
         result = yield (_FACTORY,)
-    except Exception:
-        if leased:
-            yield (_RELEASE,)  # another caller may take over at once
+    except BaseException as exc:  # a failure, Ctrl-C or a cancelled task: another caller may take over
+        if leased and not isinstance(exc, GeneratorExit):  # (a step being closed can yield no more)
+            yield (_RELEASE,)
         raise
     seconds = time.perf_counter() - start
     state.remember(key, seconds)
