@@ -14,6 +14,7 @@ the time other processes held the cores.
 (that a warm run sends 0 queries is tests/test_dns_bulk_writes.py's job). Each figure is the
 median of --rounds rounds (memory and disk interleaved), since the machine may be shared.
 Run: python benchmarks/bench_cli.py [--names 100000] [--rounds 1] [--concurrency 256] [--json]
+                                   [--baseline SRC]   (SRC: an older version's src/, run interleaved)
 """
 
 from __future__ import annotations
@@ -56,33 +57,44 @@ def _command(kind: str, hosts: str, server: str, concurrency: int) -> list[str]:
     return ["cache", "warm", "--hosts", hosts, "--nameserver", server]
 
 
-def measure(names: int, rounds: int, concurrency: int) -> dict[str, Any]:
+def measure(names: int, rounds: int, concurrency: int, baseline: str | None = None
+            ) -> dict[str, Any]:
     """{command: {cold_memory, cold_disk, warm_disk (seconds), the same with _cpu (CPU seconds of the
-    process, user + system), cold_disk_over_memory}}."""
+    process, user + system), cold_disk_over_memory}}; with baseline (a directory holding another
+    version's `scancache` package, e.g. `git archive COMMIT src | tar -x`), also {"baseline " +
+    command: ...} for that version, its runs interleaved with this one's in every round."""
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as scratch, Dnsmasq(OPTIONS) as server:
         hosts = os.path.join(scratch, "hosts.txt")
         with open(hosts, "w", encoding="utf-8") as out:
             out.writelines(f"host{i}.{ZONE}\n" for i in range(names))
         env = {**os.environ, "HOME": scratch, "XDG_CACHE_HOME": os.path.join(scratch, "xdg")}
-        for name in ("SCANCACHE_CONFIG", "SCANCACHE_CACHE_DIR", "SCANCACHE_CACHE_TYPE"):
+        for name in ("SCANCACHE_CONFIG", "SCANCACHE_CACHE_DIR", "SCANCACHE_CACHE_TYPE", "PYTHONPATH"):
             env.pop(name, None)
+        versions = {"": env}
+        if baseline is not None:
+            versions = {"baseline ": {**env, "PYTHONPATH": os.path.abspath(baseline)}, "": env}
         for kind in ("resolve", "warm"):
             command = _command(kind, hosts, server.address, concurrency)
-            times: dict[str, list[float]] = {"cold_memory": [], "cold_disk": [], "warm_disk": []}
-            cpu: dict[str, list[float]] = {name: [] for name in times}
+            times: dict[str, dict[str, list[float]]] = {
+                version: {"cold_memory": [], "cold_disk": [], "warm_disk": []} for version in versions}
+            cpu: dict[str, dict[str, list[float]]] = {
+                version: {name: [] for name in runs} for version, runs in times.items()}
             for round_no in range(rounds):
-                directory = os.path.join(scratch, f"{kind}-{round_no}")
-                disk = ["--cache-type", "disk", "--cache-dir", directory, *command]
-                for name, argv in (("cold_memory", ["--cache-type", "memory", *command]),
-                                   ("cold_disk", disk), ("warm_disk", disk)):
-                    seconds, used = _run(argv, env)
-                    times[name].append(seconds)
-                    cpu[name].append(used)
-            figures: dict[str, Any] = {k: statistics.median(v) for k, v in times.items()}
-            figures.update({f"{k}_cpu": statistics.median(v) for k, v in cpu.items()})
-            figures["cold_disk_over_memory"] = figures["cold_disk"] / figures["cold_memory"]
-            results["resolve -i" if kind == "resolve" else "cache warm --hosts"] = figures
+                for version, version_env in versions.items():
+                    directory = os.path.join(scratch, f"{kind}-{round_no}-{len(version)}")
+                    disk = ["--cache-type", "disk", "--cache-dir", directory, *command]
+                    for name, argv in (("cold_memory", ["--cache-type", "memory", *command]),
+                                       ("cold_disk", disk), ("warm_disk", disk)):
+                        seconds, used = _run(argv, version_env)
+                        times[version][name].append(seconds)
+                        cpu[version][name].append(used)
+            for version in versions:
+                figures: dict[str, Any] = {k: statistics.median(v) for k, v in times[version].items()}
+                figures.update({f"{k}_cpu": statistics.median(v) for k, v in cpu[version].items()})
+                figures["cold_disk_over_memory"] = figures["cold_disk"] / figures["cold_memory"]
+                label = "resolve -i" if kind == "resolve" else "cache warm --hosts"
+                results[version + label] = figures
     return results
 
 
@@ -92,21 +104,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="rounds; medians printed (default 1)")
     parser.add_argument("--concurrency", type=int, default=256,
                         help="resolve's --concurrency (default 256)")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="also time the scancache package in SRC (another version's src/), "
+                             "interleaved with this one")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if dnsmasq_path() is None:
         print("dnsmasq is not installed (apt-get install dnsmasq-base)", file=sys.stderr)
         return 2
-    results = measure(args.names, args.rounds, args.concurrency)
+    results = measure(args.names, args.rounds, args.concurrency, args.baseline)
     if args.json:
         print(json.dumps({"names": args.names, "rounds": args.rounds, **results}, indent=2))
         return 0
     print(f"{args.names:,} names, {args.rounds} round(s), whole processes, loopback dnsmasq")
     for command, f in results.items():
-        print(f"{command:20} cold memory {f['cold_memory']:6.2f} s   cold disk {f['cold_disk']:6.2f} s"
+        print(f"{command:29} cold memory {f['cold_memory']:6.2f} s   cold disk {f['cold_disk']:6.2f} s"
               f" ({f['cold_disk_over_memory']:.2f}x, target <= 1.2x)   warm disk "
               f"{f['warm_disk']:6.2f} s ({f['warm_disk'] / args.names * 1e6:.0f} us/name)")
-        print(f"{'':20} CPU: cold memory {f['cold_memory_cpu']:6.2f} s   cold disk "
+        print(f"{'':29} CPU: cold memory {f['cold_memory_cpu']:6.2f} s   cold disk "
               f"{f['cold_disk_cpu']:6.2f} s ({f['cold_disk_cpu'] / f['cold_memory_cpu']:.2f}x)"
               f"            warm disk {f['warm_disk_cpu']:6.2f} s")
     return 0
