@@ -49,8 +49,10 @@ def _run(argv: list[str], env: dict[str, str], output: str) -> tuple[float, floa
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
+        with open(output, encoding="utf-8") as rows:
+            failed = [line.strip() for line in rows if '"error"' in line]
         raise SystemExit(f"scancache {' '.join(argv[:3])} ... exited {done.returncode}: "
-                         f"{done.stderr.strip()[-500:]}")
+                         f"{done.stderr.strip()[-500:]} {len(failed)} failed rows, e.g. {failed[:3]}")
     return seconds, cpu
 
 
