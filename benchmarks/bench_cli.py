@@ -12,7 +12,9 @@ Printed: seconds per run and the ratios against the issue's targets
 and the CPU seconds (user + system) each process used: on a shared machine wall time also counts
 the time other processes held the cores.
 (that a warm run sends 0 queries is tests/test_dns_bulk_writes.py's job). Each figure is the
-median of --rounds rounds (memory and disk interleaved), since the machine may be shared.
+median of --rounds rounds (memory and disk interleaved), since the machine may be shared. A round in
+which a process fails (lookups timed out on an overloaded machine) is run again, at most RETRIES
+times, with fresh cache directories; the retry is printed on stderr.
 Run: python benchmarks/bench_cli.py [--names 100000] [--rounds 1] [--concurrency 256] [--json]
                                    [--baseline SRC]   (SRC: an older version's src/, run interleaved)
 """
@@ -51,7 +53,7 @@ def _run(argv: list[str], env: dict[str, str], output: str) -> tuple[float, floa
     if done.returncode != 0:
         with open(output, encoding="utf-8") as rows:
             failed = [line.strip() for line in rows if '"error"' in line]
-        raise SystemExit(f"scancache {' '.join(argv[:3])} ... exited {done.returncode}: "
+        raise RunFailed(f"scancache {' '.join(argv[:3])} ... exited {done.returncode}: "
                          f"{done.stderr.strip()[-500:]} {len(failed)} failed rows, e.g. {failed[:3]}")
     return seconds, cpu
 
@@ -60,6 +62,23 @@ def _command(kind: str, hosts: str, server: str, concurrency: int) -> list[str]:
     if kind == "resolve":
         return ["resolve", "-i", hosts, "--nameserver", server, "--concurrency", str(concurrency)]
     return ["cache", "warm", "--hosts", hosts, "--nameserver", server]
+
+
+class RunFailed(Exception):
+    """A process exited non-zero (e.g. lookups timed out while the machine was overloaded)."""
+
+
+#: A round with a failed process is run again (with fresh cache directories) this many times.
+RETRIES = 2
+
+
+def _round(command: list[str], directory: str, env: dict[str, str], scratch: str
+           ) -> dict[str, tuple[float, float]]:
+    """{cold_memory, cold_disk, warm_disk: (seconds, CPU seconds)} of one round of command."""
+    disk = ["--cache-type", "disk", "--cache-dir", directory, *command]
+    return {name: _run(argv, env, os.path.join(scratch, "out.jsonl"))
+            for name, argv in (("cold_memory", ["--cache-type", "memory", *command]),
+                               ("cold_disk", disk), ("warm_disk", disk))}
 
 
 def measure(names: int, rounds: int, concurrency: int, baseline: str | None = None
@@ -87,11 +106,16 @@ def measure(names: int, rounds: int, concurrency: int, baseline: str | None = No
                 version: {name: [] for name in runs} for version, runs in times.items()}
             for round_no in range(rounds):
                 for version, version_env in versions.items():
-                    directory = os.path.join(scratch, f"{kind}-{round_no}-{len(version)}")
-                    disk = ["--cache-type", "disk", "--cache-dir", directory, *command]
-                    for name, argv in (("cold_memory", ["--cache-type", "memory", *command]),
-                                       ("cold_disk", disk), ("warm_disk", disk)):
-                        seconds, used = _run(argv, version_env, os.path.join(scratch, "out.jsonl"))
+                    for attempt in range(RETRIES + 1):
+                        directory = os.path.join(scratch, f"{kind}-{round_no}-{len(version)}-{attempt}")
+                        try:
+                            figures = _round(command, directory, version_env, scratch)
+                            break
+                        except RunFailed as exc:
+                            if attempt == RETRIES:
+                                raise SystemExit(str(exc)) from None
+                            print(f"retrying a round: {exc}"[:300], file=sys.stderr)
+                    for name, (seconds, used) in figures.items():
                         times[version][name].append(seconds)
                         cpu[version][name].append(used)
             for version in versions:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import sys
@@ -301,10 +302,12 @@ class _Run:
         # Answers are stored in batches (one set_many) while the run goes on; see dns/bulk.py.
         async with gathered_writes(dns):
             try:
-                async for batch in stream_batches(checked if detect else lookup, source,
-                                                  on_idle=flush, concurrency=self.args.concurrency,
-                                                  cached=None if detect else cached):
-                    self._write_rows(batch, drop_wildcards)
+                batches = stream_batches(checked if detect else lookup, source, on_idle=flush,
+                                         concurrency=self.args.concurrency,
+                                         cached=None if detect else cached)
+                async with contextlib.aclosing(batches):  # an error here cancels the lookups now
+                    async for batch in batches:
+                        self._write_rows(batch, drop_wildcards)
             finally:
                 ticker[0].cancel()
 

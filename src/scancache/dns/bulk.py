@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Awaitable,
@@ -127,13 +128,15 @@ async def stream(lookup: Callable[[ItemT], Awaitable[T]],
     """
     total = len(items) if isinstance(items, Sized) else None
     done = 0
-    async for batch in stream_batches(lookup, items, concurrency=concurrency, on_idle=on_idle,
-                                      cached=cached):
-        for pair in batch:
-            done += 1
-            if progress is not None:
-                progress(done, total)
-            yield pair
+    # aclosing: leaving this loop early closes stream_batches now, which cancels its lookups
+    async with contextlib.aclosing(stream_batches(lookup, items, concurrency=concurrency,
+                                                  on_idle=on_idle, cached=cached)) as batches:
+        async for batch in batches:
+            for pair in batch:
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+                yield pair
 
 
 async def stream_batches(lookup: Callable[[ItemT], Awaitable[T]],
@@ -141,7 +144,7 @@ async def stream_batches(lookup: Callable[[ItemT], Awaitable[T]],
                          on_idle: Callable[[], Any] | None = None,
                          cached: CachedLookup[ItemT, T] | None = None,
                          batch_size: int = BATCH_SIZE
-                         ) -> AsyncIterator[Sequence[tuple[ItemT, T | DNSError]]]:
+                         ) -> AsyncGenerator[Sequence[tuple[ItemT, T | DNSError]], None]:
     """Lists of (item, lookup(item) | DNSError), each item once, as they complete, `concurrency`
     lookups at a time.
 
