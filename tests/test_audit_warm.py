@@ -139,3 +139,58 @@ def test_an_audit_restores_the_gc_threshold_it_raised(audit_cli, tmp_path: Path,
     assert code == 1
     assert during[0][0] == 100_000  # few cyclic-GC passes over the decoded advisories
     assert gc.get_threshold() == before  # the embedding process keeps its own setting
+
+
+def _findings(report):
+    return [f.as_dict() for f in report.findings], report.withdrawn_ignored
+
+
+async def test_a_warm_audit_reads_the_findings_derived_from_the_records_not_the_records(
+        make_vulndb, osv_server, sqlite_statements, tmp_path):
+    from scancache.cache_config import CacheType
+
+    vulndb = make_vulndb(cache_type=CacheType.DISK, cache_dir=str(tmp_path / "cache"))
+    parsed = read_requirements("jinja2==2.4\nJinja2==2.5\nrequests==2.19.0\nidna==3.10\n")
+    online = await audit_input(vulndb, parsed)  # stores each package's derived findings
+    sqlite_statements.clear()
+    warm = audit_input_cached(vulndb, parsed)
+    assert warm is not None and _findings(warm) == _findings(online) and warm.findings
+    reads = sqlite_statements.reads()
+    assert len(reads) == 2 and not any(f"'{vulndb._record_prefix}" in s for s in reads)  # no record read
+
+
+async def test_a_missing_or_garbled_derivation_is_derived_again_from_the_records(make_vulndb):
+    vulndb = make_vulndb()
+    parsed = read_requirements("jinja2==2.4\nrequests==2.19.0\n")
+    online = await audit_input(vulndb, parsed)
+    from scancache.vulndb.audit import _derivations, _queries
+
+    expected = _derivations(parsed.dependencies, await vulndb.query_many(_queries(parsed.dependencies)))
+    stored = vulndb.derived(expected)
+    assert stored == expected and len(stored) == 2  # what the online audit stored
+    for garbage in ([0, []], [0, [["PYSEC-1", [], [], "", "low", None]]], "x", [-1, []]):
+        for key in stored:
+            vulndb.store_derived({key: garbage})  # a foreign writer, or an older layout
+        again = audit_input_cached(vulndb, parsed)
+        assert again is not None and _findings(again) == _findings(online), garbage
+    assert vulndb.derived(list(stored)) == stored  # and stored again as derived from the records
+
+
+async def test_a_record_due_to_be_withdrawn_later_is_never_derived_ahead(make_vulndb, osv_server,
+                                                                          osv_records):
+    import copy
+
+    record = copy.deepcopy(osv_records["PYSEC-2014-8"])
+    record["withdrawn"] = "2999-01-01T00:00:00Z"  # not withdrawn yet: reported today
+    osv_server.records["PYSEC-2014-8"] = record
+    vulndb = make_vulndb()
+    parsed = read_requirements("jinja2==2.4\n")
+    online = await audit_input(vulndb, parsed)
+    assert "PYSEC-2014-8" in {f.id for f in online.findings} | {a for f in online.findings for a in f.aliases}
+    from scancache.vulndb.audit import _derivations
+
+    results = await vulndb.query_many([{"package": "jinja2", "ecosystem": "PyPI", "version": "2.4"}])
+    assert any(r.get("withdrawn") for r in results[0])  # the record served says so
+    assert _derivations(parsed.dependencies, results) == {}  # the clock decides later: not stored
+    warm = audit_input_cached(vulndb, parsed)
+    assert warm is not None and _findings(warm) == _findings(online)

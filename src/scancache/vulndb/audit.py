@@ -342,23 +342,116 @@ async def audit_requirements(cache: Any, requirements: Any, *, progress: Any = N
 
 
 async def audit_input(cache: Any, parsed: ParsedInput, *, progress: Any = None) -> AuditReport:
-    """Audit the dependencies of an input already read (any format) with one cache.query_many call."""
+    """Audit the dependencies of an input already read (any format) with one cache.query_many call.
+
+    The findings of each package are also stored as derived from its records (see
+    _derivation_key), so the next audit of these pins answers without reading the records."""
     queries = _queries(parsed.dependencies)
-    return _report(parsed, await cache.query_many(queries, progress=progress) if queries else [])
+    results = await cache.query_many(queries, progress=progress) if queries else []
+    report = _report(parsed, results)
+    if hasattr(cache, "astore_derived"):
+        await cache.astore_derived(_derivations(parsed.dependencies, results))
+    return report
 
 
 def audit_input_cached(cache: Any, parsed: ParsedInput) -> AuditReport | None:
-    """audit_input answered by the cache alone (cache.query_many_cached: no request, no event loop),
-    or None when the cache cannot answer every dependency (then audit_input asks OSV).
+    """audit_input answered by the cache alone (no request, no event loop), or None when the cache
+    cannot answer every dependency (then audit_input asks OSV).
 
+    Cost: one get_many for the answers and one for each package's findings derived from exactly
+    the records its answer names (by id and modified); only when some are missing (a cache filled
+    by another version of scancache), one more for the records, whose findings are then stored.
     A warm CLI audit takes this way and imports neither asyncio nor an HTTP client (issue 14).
     """
-    query_many_cached = getattr(cache, "query_many_cached", None)
-    if query_many_cached is None:
+    if not hasattr(cache, "cached_answer_ids"):
         return None
-    queries = _queries(parsed.dependencies)
-    results = query_many_cached(queries) if queries else []
-    return None if results is None else _report(parsed, results)
+    pinned = parsed.dependencies
+    queries = _queries(pinned)
+    answers = cache.cached_answer_ids(queries) if queries else []
+    if answers is None:
+        return None
+    keys = [_derivation_key(req, pairs) if pairs else None
+            for req, pairs in zip(pinned, answers, strict=True)]
+    wanted = {k for k in keys if k is not None}
+    derived = cache.derived(wanted) if wanted else {}
+    report = AuditReport(dependencies=pinned, skipped=parsed.skipped, sources=parsed.files,
+                         input_format=parsed.format)
+    for req, key in zip(pinned, keys, strict=True):
+        if key is None:  # no advisory names this pin
+            continue
+        stored = _from_derivation(req, derived.get(key))
+        if stored is None:  # missing or unreadable: derive every package again from the records
+            results = cache.query_many_cached(queries)
+            if results is None:
+                return None
+            cache.store_derived(_derivations(pinned, results))
+            return _report(parsed, results)
+        report.withdrawn_ignored += stored[0]
+        report.findings += stored[1]
+    return report
+
+
+#: Raised when what a finding holds, or how findings are derived from records, changes: findings
+#: an older scancache stored are then derived again (the key holds it, with the version).
+_DERIVATION = 1
+
+
+def _derivation_key(req: Requirement, pairs: Iterable[tuple[str, str]]) -> str:
+    """The key of req's package's findings derived from the records pairs names ((id, modified)):
+    the findings depend on the package (ecosystem and name: which ranges apply) and those records
+    only, not on the pinned version or its line, so other pins of the package share them."""
+    import hashlib
+
+    from scancache import __version__
+
+    text = json.dumps([_DERIVATION, __version__, req.ecosystem, req.normalized_name,
+                       sorted({(str(i), str(m)) for i, m in pairs})], separators=(",", ":"))
+    return "findings:" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _derivations(pinned: list[Requirement], results: list[Any]) -> dict[str, list[Any]]:
+    """{derivation key: [withdrawn records, finding rows]} for each package whose answer was whole
+    (nothing skipped) and none of whose records is due to be withdrawn later (that depends on the
+    clock, not only on the records; one withdrawn already stays withdrawn)."""
+    from scancache.vulndb.records import is_withdrawn
+
+    out: dict[str, list[Any]] = {}
+    for req, records in zip(pinned, results, strict=True):
+        if not records or getattr(records, "skipped", None):
+            continue
+        active = [r for r in records if "withdrawn" not in r]
+        withdrawn = [r for r in records if "withdrawn" in r]
+        if not all(is_withdrawn(r) for r in withdrawn):
+            continue
+        try:
+            pairs = [(r["id"], r["modified"]) for r in records]
+        except KeyError:
+            continue
+        out[_derivation_key(req, pairs)] = [len(withdrawn), [
+            [f.id, list(f.aliases), list(f.fixed_versions), f.summary, f.severity, f.cvss_score,
+             f.cvss_vector] for f in merge_findings(req, active)]]
+    return out
+
+
+def _from_derivation(req: Requirement, value: Any) -> tuple[int, list[Finding]] | None:
+    """(withdrawn records, req's Findings) from a stored derivation; None unless it is well formed
+    (and names a finding unless some record was withdrawn: a package an answer names has at least
+    one, so an empty list alone is no answer)."""
+    if not (isinstance(value, list) and len(value) == 2 and type(value[0]) is int and value[0] >= 0
+            and isinstance(value[1], list) and (value[1] or value[0] > 0)):
+        return None
+    out = []
+    for row in value[1]:
+        if not (isinstance(row, list) and len(row) == 7 and isinstance(row[0], str) and row[0]
+                and isinstance(row[1], list) and all(isinstance(a, str) for a in row[1])
+                and isinstance(row[2], list) and all(isinstance(v, str) for v in row[2])
+                and isinstance(row[3], str) and isinstance(row[4], str)
+                and (row[5] is None or type(row[5]) in (int, float)) and isinstance(row[6], str)):
+            return None
+        out.append(Finding(req.name, req.version, row[0], tuple(row[1]), tuple(row[2]), row[3], row[4],
+                           None if row[5] is None else float(row[5]), row[6], req.location,
+                           req.ecosystem))
+    return value[0], out
 
 
 def _queries(pinned: list[Requirement]) -> list[Any]:

@@ -1,13 +1,16 @@
 """VulnerabilityDBCache: OSV and NVD answers, cached by question and by record, batched, rate limited.
 
-Two kinds of cache entries (namespace "vulndb" unless configured otherwise), each keyed by the
+Three kinds of cache entries (namespace "vulndb" unless configured otherwise), each keyed by the
 upstream that answered (`<source>`: a hash of the OSV base URL; of the NVD URL for NVD searches; of
 both for cve_id queries), so an answer from one server is never served for another:
 - `q:<source>:<sha256 of the canonical query>` -> `{"ids": [[id, modified], ...]}` for OSV answers,
   or `{"records": [...]}` for NVD answers (NVD records are rarely shared between questions);
 - `v:<source>:<id>` -> the full OSV record, so a record that many packages share is fetched and
   stored once, and refetched only when OSV reports a newer `modified` (a record past its TTL whose
-  `modified` is still current is reused from its stale window and stored again, not refetched).
+  `modified` is still current is reused from its stale window and stored again, not refetched);
+- `d:<source>:<key>` -> what an audit derived from records (each package's findings), keyed by the
+  package and the (id, modified) of every record it was derived from, so a changed record is a new
+  key: a warm audit reads these instead of decoding every record (scancache.vulndb.audit).
 Empty answers are cached for negative_ttl_seconds. Entries outlive their TTL by stale_ttl_seconds,
 and a stale answer is served (result.stale is True) when the API is down. The offline mirror is a
 source of its own: its answers never go through this cache.
@@ -120,6 +123,8 @@ class VulnerabilityDBCache:
                           "cve": f"q:{_source_tag('osv+nvd', config.osv_url or '', config.nvd_url or '')}:",
                           "nvd": f"q:{_source_tag('nvd', config.nvd_url or '')}:"}
         self._record_prefix = f"v:{osv_tag}:"
+        #: What an audit derived from this source's records (see derived()).
+        self._derived_prefix = f"d:{osv_tag}:"
         self._records = RecordStore(self.cache, self._record_prefix, config.ttl_seconds,
                                     lambda: self._clients()[0], self.counters)
         if config.enable_metrics:  # one place (scancache.metrics) sees every live cache
@@ -267,6 +272,37 @@ class VulnerabilityDBCache:
         Cost: one cache get_many for the questions and one for the records. A mirror, an answer
         past its TTL or a record outdated or gone: None. Raises ValueError for an invalid query.
         """
+        cached = self._cached_answers(queries)
+        if cached is None:
+            return None
+        keys, values = cached
+        wanted = wanted_ids(values.values())
+        found = self._records.cached_now(wanted)
+        if len(found) < len(wanted):
+            return None
+        answers = self._answers(values, {}, found, {})
+        return [answers[k] for k in keys]
+
+    def cached_answer_ids(self, queries: Iterable[dict[str, Any] | Query]
+                          ) -> list[list[tuple[str, str]]] | None:
+        """[(record id, modified), ...] per query, as OSV answered it, when the cache holds every
+        answer fresh; else None. One get_many and no record read: what a caller that derived
+        something from those records before (see derived()) needs to find it again."""
+        cached = self._cached_answers(queries)
+        if cached is None:
+            return None
+        keys, values = cached
+        out = []
+        for key in keys:
+            pairs = values[key].get("ids")
+            if not isinstance(pairs, list) or "records" in values[key]:
+                return None
+            out.append([(str(i), str(m)) for i, m in pairs])
+        return out
+
+    def _cached_answers(self, queries: Iterable[dict[str, Any] | Query]
+                        ) -> tuple[list[str], dict[str, dict[str, Any]]] | None:
+        """(cache key per query, {key: answer}) when every answer is cached and fresh; else None."""
         parsed = [parse_query(q) for q in queries]
         if self.mirror is not None:
             return None
@@ -274,12 +310,28 @@ class VulnerabilityDBCache:
         values = self.cache.get_many(dict.fromkeys(keys))
         if len(values) < len(set(keys)) or not all(isinstance(v, dict) for v in values.values()):
             return None
-        wanted = wanted_ids(values.values())
-        found = self._records.cached_now(wanted)
-        if len(found) < len(wanted):
-            return None
-        answers = self._answers(values, {}, found, {})
-        return [answers[k] for k in keys]
+        return keys, values
+
+    def derived(self, keys: Iterable[str]) -> dict[str, Any]:
+        """{key: value} stored by store_derived and still fresh (one get_many). For values that
+        are a pure function of records identified by their (id, modified): the caller puts those
+        in the key, so a changed record is a different key, never a stale value."""
+        prefix = self._derived_prefix
+        cut = len(prefix)
+        return {k[cut:]: v for k, v in self.cache.get_many([prefix + k for k in keys]).items()}
+
+    def store_derived(self, values: dict[str, Any]) -> None:
+        """Store {key: value} for derived() (one set_many), for as long as records live."""
+        if values:
+            prefix = self._derived_prefix
+            self.cache.set_many({prefix + k: v for k, v in values.items()}, self.config.ttl_seconds)
+
+    async def astore_derived(self, values: dict[str, Any]) -> None:
+        """store_derived from a coroutine (the event loop never waits on a locked file)."""
+        if values:
+            prefix = self._derived_prefix
+            await self.cache.aset_many({prefix + k: v for k, v in values.items()},
+                                       self.config.ttl_seconds)
 
     def _answers(self, fresh: dict[str, Any], new_values: dict[str, Any],
                  found: dict[str, dict[str, Any]], skipped: dict[str, str]) -> dict[str, VulnResult]:
