@@ -194,3 +194,22 @@ async def test_a_record_due_to_be_withdrawn_later_is_never_derived_ahead(make_vu
     assert _derivations(parsed.dependencies, results) == {}  # the clock decides later: not stored
     warm = audit_input_cached(vulndb, parsed)
     assert warm is not None and _findings(warm) == _findings(online)
+
+
+def test_fixed_versions_above_a_pin_are_what_pep440_parsing_says(osv_records):
+    import random
+
+    from scancache.vulndb.audit import _fixed_above, _newer, _version_order
+    from scancache.vulndb.ranges import pep440
+
+    versions = sorted({value for record in osv_records.values() for affected in record.get("affected") or ()
+                       for rng in affected.get("ranges") or () for event in rng.get("events") or ()
+                       for value in event.values()} | {"1.0", "1.0.0", "1.0rc1", "01.2", "x", "2.4;m"})
+    rng = random.Random(14)
+    for _ in range(3000):
+        pin, fixed = rng.choice(versions), rng.sample(versions, 4)
+        current = pep440(pin)
+        assert _fixed_above(pin, fixed) == [v for v in fixed if current is None or (
+            (p := pep440(v)) is not None and p > current)], (pin, fixed)
+        a, b = rng.choice(versions), rng.choice(versions)
+        assert _newer(a, b) == (_version_order(a) > _version_order(b)), (a, b)

@@ -105,22 +105,18 @@ class AuditReport:
         stands in for this branch's); per package, the highest of those, as pip-audit computes it.
         None ("no fix yet") when some finding has no fixed version above the pin.
         """
-        from scancache.vulndb.ranges import pep440
-
         out: dict[tuple[str, str], str | None] = {}
         for finding in self.findings:
             key = (finding.package, finding.version)
             if key in out and out[key] is None:
                 continue
-            current = pep440(finding.version)
-            above = [v for v in finding.fixed_versions
-                     if current is None or ((p := pep440(v)) is not None and p > current)]
+            above = _fixed_above(finding.version, finding.fixed_versions)
             if not above:
                 out[key] = None
                 continue
             smallest = above[0]  # fixed_versions are sorted, lowest first
             best = out.get(key)
-            if best is None or _version_order(smallest) > _version_order(best):
+            if best is None or _newer(smallest, best):
                 out[key] = smallest
         return out
 
@@ -217,6 +213,32 @@ def _version_order(version: str) -> tuple[int, Any, str]:
 
     parsed = pep440(version)
     return (0, parsed, "") if parsed is not None else (1, None, version)
+
+
+def _fixed_above(version: str, fixed: Iterable[str]) -> list[str]:
+    """The versions of fixed (in their order) above version; all of them when version is no PEP 440
+    version. Plain releases ("1.2.3", most of them) compare as int tuples, without parsing."""
+    from scancache.vulndb.ranges import pep440
+
+    if not _PLAIN_RELEASE.match(version):
+        current = pep440(version)
+        return [v for v in fixed if current is None or ((p := pep440(v)) is not None and p > current)]
+    plain = _plain_release_order(version)
+    out = []
+    for candidate in fixed:
+        if _PLAIN_RELEASE.match(candidate):
+            if _plain_release_order(candidate) > plain:
+                out.append(candidate)
+        elif (parsed := pep440(candidate)) is not None and parsed > pep440(version):
+            out.append(candidate)
+    return out
+
+
+def _newer(version: str, than: str) -> bool:
+    """version orders after than (PEP 440; a version that is not PEP 440 after every one that is)."""
+    if _PLAIN_RELEASE.match(version) and _PLAIN_RELEASE.match(than):
+        return _plain_release_order(version) > _plain_release_order(than)
+    return _version_order(version) > _version_order(than)
 
 
 def _plain_release_order(version: str) -> tuple[int, ...]:
