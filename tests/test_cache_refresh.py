@@ -152,3 +152,23 @@ def test_a_lease_that_runs_out_lets_the_waiter_compute(tmp_path):
         cache.set("k" + LEASE_SUFFIX, "recompute lease", ttl=0.05)  # a worker that died mid-compute
         assert cache.get_or_set("k", lambda: "mine", ttl=100) == "mine"
         assert cache.get("k" + LEASE_SUFFIX) is None  # the lease is released once the value is stored
+
+
+def test_a_worker_meeting_an_expired_key_still_knows_its_compute_time(tmp_path):
+    clock = FakeClock()
+    config = CacheConfig(cache_type=CacheType.DISK, cache_dir=str(tmp_path), ttl_seconds=1000)
+    writer, reader = Cache(config, clock=clock), Cache(config, clock=clock)
+    assert writer.get_or_set("k", lambda: time.sleep(0.01) or "v1", ttl=100) == "v1"
+    clock.advance(150)  # expired; the reader never saw it fresh, but the companion outlives it
+    leases: list[float] = []
+
+    def factory() -> str:
+        lease = reader.get_entry("k" + LEASE_SUFFIX)
+        assert lease is not None
+        leases.append(lease.expires_at - clock())
+        return "v2"
+
+    assert reader.get_or_set("k", factory, ttl=100) == "v2"
+    assert leases == [pytest.approx(refresh.MIN_LEASE_SECONDS)]  # known compute time: not the 5 s
+    writer.close()
+    reader.close()

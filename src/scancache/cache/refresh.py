@@ -9,8 +9,9 @@ reader keeps getting the fresh value, instead of all of them missing at once at 
 
 delta is measured around the factory and kept per key in this process. Backends shared with other
 processes (SQLite, Redis, hybrid) also get it, when it is 1 ms or more, in a companion entry
-`key + COMPUTE_SUFFIX` (`[compute seconds, 0.0]`) written in the same call (one pipeline on Redis)
-with the same lifetime, so a worker that never computed the key still refreshes it early.
+`key + COMPUTE_SUFFIX` (`[compute seconds, 0.0]`) written right after the value, with its lifetime
+plus one more ttl in the stale window, so a worker that never computed the key still refreshes it
+early, and one that meets it only after it expired still leases it for a few compute times.
 
 The recompute lease: whoever is about to compute a key (a miss on a store shared with other processes,
 an XFetch draw, a background refresh of a stale entry) first stores `key + LEASE_SUFFIX` with the
@@ -210,13 +211,20 @@ class _Plan:
         if self.counters is not None:
             setattr(self.counters, field, getattr(self.counters, field) + 1)
 
-    def writes(self, result: Any, seconds: float) -> tuple[dict[str, Any], float, float]:
-        """({key: value[, companion: compute seconds]}, ttl, stale) for one set_many."""
+    def writes(self, result: Any) -> tuple[dict[str, Any], float, float]:
+        """({key: value}, ttl, stale) for the set_many that stores the result."""
         ttl, stale = self.cache._lifetimes(result, self.ttl, self.stale_ttl)
-        mapping = {self.key: result}
-        if seconds >= MIN_SHARED_COMPUTE_SECONDS and _shares_entries(self.cache):
-            mapping[self.key + COMPUTE_SUFFIX] = [round(seconds, 6), 0.0]
-        return mapping, ttl, stale
+        return {self.key: result}, ttl, stale
+
+    def companion(self, seconds: float, ttl: float, stale: float
+                  ) -> tuple[dict[str, Any], float, float] | None:
+        """The set_many of the companion entry (the compute time), or None when it gets none (a
+        memory cache, a compute under 1 ms). It lives one ttl past the value's stale window: a
+        worker that meets the key only after it expired still knows its compute time (its lease
+        then lasts LEASE_DELTAS compute times, not FIRST_LEASE_SECONDS)."""
+        if seconds < MIN_SHARED_COMPUTE_SECONDS or not _shares_entries(self.cache):
+            return None
+        return {self.key + COMPUTE_SUFFIX: [round(seconds, 6), 0.0]}, ttl, stale + ttl
 
     def lease(self, delta: float | None) -> tuple[str, Any, bytes | None, float] | None:
         """The arguments of the Backend.add that takes this key's lease (kept in held, for the
@@ -240,7 +248,9 @@ def _delta(plan: _Plan, state: _State, entry: CacheEntry | None) -> float | None
     return state.compute_seconds.get(plan.key)
 
 
-def _take_companion(plan: _Plan, state: _State, companion: Any) -> float | None:
+def _take_companion(plan: _Plan, state: _State, entry: CacheEntry | None) -> float | None:
+    """The compute time in the companion entry read (stale or not), remembered in this process."""
+    companion = entry.value if entry is not None else None
     seconds: Any = companion[0] if type(companion) is list and len(companion) == 2 else None
     if type(seconds) not in (int, float) or not 0 < seconds < 86400:
         # Absent (a compute under 1 ms) or implausible: no early refresh, and no second look.
@@ -266,15 +276,14 @@ def _poll_step(delta: float | None) -> float:
 # A step yields requests, tuples whose first item says what to do for its plan, and receives the
 # result (or has the exception thrown in, for its own try/except); _run and _arun carry them out.
 _ENTRY = 0  # (_ENTRY, key, allow_stale) -> CacheEntry | None
-_GET = 1  # (_GET, key) -> value | None
-_GET_MANY = 2  # (_GET_MANY, keys) -> {key: value} of the fresh ones
-_SET_MANY = 3  # (_SET_MANY, mapping, ttl, stale) -> bool
-_LEASE = 4  # (_LEASE, delta) -> True if this caller holds the key's lease now
-_RELEASE = 5  # (_RELEASE,) -> None: delete the lease we hold, if it is still ours (best effort)
-_SLEEP = 6  # (_SLEEP, seconds) -> None
-_FACTORY = 7  # (_FACTORY,) -> the factory's result
-_FLIGHT = 8  # (_FLIGHT, step, *args) -> step(plan, *args)'s result, one run per key in this process
-_SPAWN = 9  # (_SPAWN, step, *args) -> None: step(plan, *args) runs in the background (thread, task)
+_GET_MANY = 1  # (_GET_MANY, keys) -> {key: value} of the fresh ones
+_SET_MANY = 2  # (_SET_MANY, mapping, ttl, stale) -> bool
+_LEASE = 3  # (_LEASE, delta) -> True if this caller holds the key's lease now
+_RELEASE = 4  # (_RELEASE,) -> None: delete the lease we hold, if it is still ours (best effort)
+_SLEEP = 5  # (_SLEEP, seconds) -> None
+_FACTORY = 6  # (_FACTORY,) -> the factory's result
+_FLIGHT = 7  # (_FLIGHT, step, *args) -> step(plan, *args)'s result, one run per key in this process
+_SPAWN = 8  # (_SPAWN, step, *args) -> None: step(plan, *args) runs in the background (thread, task)
 
 _Step = Generator[tuple[Any, ...], Any, Any]
 
@@ -286,7 +295,7 @@ def _lookup(plan: _Plan, drawn: bool) -> _Step:
     delta = _delta(plan, state, entry)
     if delta is None and entry is not None and not entry.is_stale and plan.beta > 0 and _shares_entries(
             cache):
-        delta = _take_companion(plan, state, (yield (_GET, key + COMPUTE_SUFFIX)))
+        delta = _take_companion(plan, state, (yield (_ENTRY, key + COMPUTE_SUFFIX, True)))
     action = _decide(entry, delta, cache.clock(), plan.beta, drawn)
     if action == _HIT:
         plan.count("hits")
@@ -320,7 +329,7 @@ def _compute(plan: _Plan, state: _State, seen: float | None, leased: bool) -> _S
     if not leased and _shares_entries(cache):
         delta = state.compute_seconds.get(key)
         if not delta:  # unknown, or absent when last read: look again
-            delta = _take_companion(plan, state, (yield (_GET, key + COMPUTE_SUFFIX)))
+            delta = _take_companion(plan, state, (yield (_ENTRY, key + COMPUTE_SUFFIX, True)))
         give_up = time.monotonic() + _MAX_LEASE_WAIT
         while not (leased := (yield (_LEASE, delta))) and time.monotonic() < give_up:
             # Another caller holds it: wait for its value, or for the lease to end (then try again).
@@ -349,8 +358,11 @@ def _compute(plan: _Plan, state: _State, seen: float | None, leased: bool) -> _S
         raise
     seconds = time.perf_counter() - start
     state.remember(key, seconds)
-    mapping, ttl, stale = plan.writes(result, seconds)
+    mapping, ttl, stale = plan.writes(result)
     yield (_SET_MANY, mapping, ttl, stale)
+    companion = plan.companion(seconds, ttl, stale)
+    if companion is not None:
+        yield (_SET_MANY, *companion)
     if leased:
         yield (_RELEASE,)
     return result
@@ -398,8 +410,6 @@ def _run(plan: _Plan, step: _Step) -> Any:
         try:
             if kind == _ENTRY:
                 answer = cache.get_entry(request[1], allow_stale=request[2])
-            elif kind == _GET:
-                answer = cache.get(request[1])
             elif kind == _GET_MANY:
                 answer = cache.get_many(request[1])
             elif kind == _SET_MANY:
@@ -466,8 +476,6 @@ async def _arun(plan: _Plan, step: _Step) -> Any:
         try:
             if kind == _ENTRY:
                 answer = await cache.aget_entry(request[1], allow_stale=request[2])
-            elif kind == _GET:
-                answer = await cache.aget(request[1])
             elif kind == _GET_MANY:
                 answer = await cache.aget_many(request[1])
             elif kind == _SET_MANY:
