@@ -284,6 +284,45 @@ async def test_a_cancelled_holder_releases_its_lease(make_cache):
     assert time.monotonic() - start < 2
 
 
+def test_a_miss_racing_an_early_refresh_of_the_same_cache_waits_for_it_not_for_its_lease(tmp_path,
+                                                                                        monkeypatch):
+    """An early refresh holds the lease; the key expires; a miss of the same Cache leads its flight and
+    waits for the lease holder's value. The early refresh must not join that flight (it would wait
+    for a caller that waits for it)."""
+    from scancache.cache import refresh
+
+    monkeypatch.setattr(refresh.random, "random", lambda: 0.5)
+    clock = FakeClock(time.time())
+    cache = Cache(CacheConfig(cache_type=CacheType.DISK, cache_dir=str(tmp_path), ttl_seconds=1000),
+                  clock=clock)
+    assert cache.get_or_set("k", lambda: "v1", ttl=100) == "v1"
+    refresh._state(cache).remember("k", 0.05)
+    clock.advance(100 - 0.01)  # inside the early window
+    real_add = cache.backend.add
+    miss_waits = threading.Event()
+    results: list[object] = []
+
+    def add_then_let_a_miss_in(*args: object) -> bool:
+        taken = real_add(*args)
+        if threading.current_thread() is threading.main_thread():  # the early refresh's lease
+            clock.advance(0.1)  # the entry expires (its 0.25 s lease does not): the next caller misses
+            threading.Thread(target=lambda: results.append(cache.get_or_set("k", lambda: "miss", ttl=100))
+                             ).start()
+            assert miss_waits.wait(10)
+        else:
+            miss_waits.set()  # the miss found the lease taken: it waits in its flight
+        return taken
+
+    monkeypatch.setattr(cache.backend, "add", add_then_let_a_miss_in)
+    start = time.monotonic()
+    assert cache.get_or_set("k", lambda: "early", ttl=100) == "early"
+    deadline = time.monotonic() + 10
+    while not results and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert results == ["early"] and time.monotonic() - start < 5
+    cache.close()
+
+
 # ---------------------------------------------------------------------- across processes
 WORKER = r"""
 import json, os, sys, time

@@ -311,8 +311,9 @@ def _lookup(plan: _Plan, drawn: bool) -> _Step:
             plan.count("hits")
             return entry.value  # another caller (thread, task or worker) is refreshing it
         plan.count("early_refreshes")
-        try:
-            return (yield (_FLIGHT, _compute, state, entry.expires_at, True))
+        try:  # no single-flight: the lease already makes this the one caller, and a miss's flight
+            # may be waiting for this very lease (joining it would wait out _MAX_LEASE_WAIT)
+            return (yield from _compute(plan, state, entry.expires_at, True))
         except Exception as exc:  # the entry is still fresh: serve it
             _refresh_failed(plan, exc)
             return entry.value
@@ -372,7 +373,7 @@ def _background(plan: _Plan, state: _State, seen: float) -> _Step:
     """Refresh a stale entry that was just served, if this caller gets the lease."""
     try:
         if (yield (_LEASE, state.compute_seconds.get(plan.key))):
-            yield (_FLIGHT, _compute, state, seen, True)
+            yield from _compute(plan, state, seen, True)  # (no flight: as an early refresh)
     except Exception as exc:
         _refresh_failed(plan, exc)
     finally:
