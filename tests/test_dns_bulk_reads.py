@@ -187,3 +187,15 @@ async def test_a_name_met_again_after_its_answer_was_stored_is_not_asked_again(t
         # the first three were stored (batches of 256) long before they came again, in the
         # batch that first read them and in the next one: each was asked once
         assert [server.query_count(name) for name in names] == [1] * len(names)
+
+
+def test_bulk_commands_raise_the_gc_threshold_only_while_they_run():
+    import gc
+
+    from scancache.cli._common import few_gc_passes
+
+    before = gc.get_threshold()
+    with pytest.raises(KeyboardInterrupt), few_gc_passes():
+        assert gc.get_threshold() == (100_000, *before[1:])
+        raise KeyboardInterrupt
+    assert gc.get_threshold() == before

@@ -167,3 +167,22 @@ def progress(enabled: bool, description: str = "", total: int | None = None) -> 
     finally:
         bar.stop()
 
+
+
+@contextmanager
+def few_gc_passes(gen0: int = 100_000) -> Iterator[None]:
+    """The cyclic GC's generation-0 threshold raised to gen0 while the block runs (restored after).
+
+    A bulk command builds many short-lived acyclic containers (per name: a cache entry, a result, its
+    records), which reference counting frees at once; with the default threshold (700 allocations)
+    the collector still walks them hundreds of times per 100,000 names: a fifth of a warm
+    `resolve -i` (1.53 -> 1.21 s of CPU). Cycles are still collected, every gen0 allocations.
+    """
+    import gc
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(gen0, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)  # main() may run in a longer-lived process (tests, embedding)

@@ -7,7 +7,14 @@ import asyncio
 import json
 from typing import Any
 
-from scancache.cli._common import CommandError, format_table, load_settings, progress_wanted, read_lines
+from scancache.cli._common import (
+    CommandError,
+    few_gc_passes,
+    format_table,
+    load_settings,
+    progress_wanted,
+    read_lines,
+)
 from scancache.cli._components import (
     default_mirror_path,
     open_dns,
@@ -192,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("nothing to warm (give --hosts FILE and/or -r FILE)")
     hosts = validate_names(read_lines(args.hosts, "hosts file")) if args.hosts else []
     requirements = read_lines(args.requirement, "requirements file") if args.requirement else None
-    summary = asyncio.run(_warm(args, hosts, requirements))
+    with few_gc_passes():
+        summary = asyncio.run(_warm(args, hosts, requirements))
     print(json.dumps(summary))
     return 1 if summary.get("dns", {}).get("failed") else 0

@@ -22,6 +22,7 @@ from typing import Any
 
 from scancache.cli._common import (
     CommandError,
+    few_gc_passes,
     format_table,
     load_settings,
     progress,
@@ -390,7 +391,8 @@ def run(args: argparse.Namespace) -> int:
     meter = ProgressMeter(show, None if total is None else total * len(job.types))
     complete = False
     try:
-        asyncio.run(_resolve(job, meter))
+        with few_gc_passes():
+            asyncio.run(_resolve(job, meter))
         complete = True
     finally:
         meter.close()
