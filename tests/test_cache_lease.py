@@ -323,6 +323,25 @@ def test_a_miss_racing_an_early_refresh_of_the_same_cache_waits_for_it_not_for_i
     cache.close()
 
 
+async def test_a_key_that_would_be_another_keys_lease_or_companion_is_refused(make_cache):
+    cache = make_cache()
+    for planted in ("user:bob" + LEASE_SUFFIX, "user:bob" + COMPUTE_SUFFIX):
+        with pytest.raises(ValueError, match="must not end with"):
+            cache.get_or_set(planted, lambda: "x", ttl=100)
+        with pytest.raises(ValueError, match="must not end with"):
+            await cache.aget_or_set(planted, lambda: "x", ttl=100)
+    assert cache.get("user:bob" + LEASE_SUFFIX) is None  # nothing planted
+    calls: list[str] = []
+
+    @cache.cached(ttl=100, key="user:{name}")
+    def profile(name: str) -> str:
+        calls.append(name)
+        return name
+
+    assert "\x00" not in profile.key_for("bob" + LEASE_SUFFIX)  # @cached keys escape it: no plant there
+    assert profile("bob" + LEASE_SUFFIX) == "bob" + LEASE_SUFFIX and calls == ["bob" + LEASE_SUFFIX]
+
+
 # ---------------------------------------------------------------------- across processes
 WORKER = r"""
 import json, os, sys, time

@@ -286,11 +286,16 @@ _FLIGHT = 7  # (_FLIGHT, step, *args) -> step(plan, *args)'s result, one run per
 _SPAWN = 8  # (_SPAWN, step, *args) -> None: step(plan, *args) runs in the background (thread, task)
 
 _Step = Generator[tuple[Any, ...], Any, Any]
+_RESERVED_SUFFIXES = (LEASE_SUFFIX, COMPUTE_SUFFIX)
 
 
 def _lookup(plan: _Plan, drawn: bool) -> _Step:
     """get-or-compute past the in-process fast path; drawn: XFetch already chose to refresh."""
     cache, key, state = plan.cache, plan.key, _state(plan.cache)
+    if key.endswith(_RESERVED_SUFFIXES):
+        # Such a key would be another key's lease or companion: a caller able to put "\0recompute-lease"
+        # in a key (a user name in f"user:{name}") could hold off that other key's computation.
+        raise ValueError(f"get-or-compute keys must not end with {_RESERVED_SUFFIXES!r}: {key[:80]!r}")
     entry = yield (_ENTRY, key, plan.serve_stale)
     delta = _delta(plan, state, entry)
     if delta is None and entry is not None and not entry.is_stale and plan.beta > 0 and _shares_entries(
