@@ -14,7 +14,7 @@ from scancache.cache_config import CacheConfig
 from scancache.dns.bulk import BATCH_SIZE, stream_batches
 from scancache.dns.cache import DNSCache
 from scancache.dns.config import DNSConfig
-from scancache.dns.result import DNSResult, Record
+from scancache.dns.result import DNSResult, Record, cached_row_json
 from scancache.testing.dns_server import LoopbackDNSServer
 
 
@@ -173,6 +173,45 @@ def test_json_line_of_a_result_is_exactly_json_dumps_of_its_dict():
     for _ in range(3000):
         result = _random_result(rng)
         assert result.as_json() == json.dumps(result.as_dict())
+
+
+def test_cached_row_json_is_the_json_line_of_the_result_it_stands_for():
+    rng = random.Random(1919)
+    alphabet = "ab.:-_\"\\\u00e9\u2028\x01Z9"
+    text = lambda: "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))  # noqa: E731
+    for _ in range(3000):
+        name, status, resolver = text(), rng.choice(["NOERROR", "NXDOMAIN", text()]), text()
+        kind = rng.choice([None, "A", "AAAA", "MX", "TXT", "TYPE65", "X" + text()])
+        data, ttl, cached = [text() for _ in range(rng.randint(0, 4))], rng.randint(0, 10**6), \
+            rng.random() < 0.5
+        records = [Record(kind if kind is not None else "AAAA" if ":" in item else "A", item, ttl)
+                   for item in data]
+        result = DNSResult(name, kind, status, records, cached=cached, resolver=resolver)
+        line = cached_row_json(name, kind, status, data, ttl, resolver, cached)
+        assert line == result.as_json() == json.dumps(result.as_dict())
+
+
+async def test_cached_json_rows_are_the_cached_results_json_lines(make_dns, dns_server, dns_clock):
+    dns_server.set_records("short.test", "A", ["192.0.2.7"], ttl=60)
+    dns_server.set_records("both.test", "A", ["192.0.2.8", "192.0.2.9"], ttl=300)
+    dns_server.set_records("both.test", "AAAA", ["2001:db8::8"], ttl=300)
+    dns_server.set_records("mail.test", "MX", ["10 mx.mail.test."], ttl=300)
+    dns = make_dns()
+    await dns.query("short.test", "A")
+    await dns.query("both.test")
+    await dns.query("both.test", "AAAA")
+    await dns.query("mail.test", "MX")
+    dns_clock.advance(100)  # short.test is now stale: left for query(), in both forms
+    await dns.query("nothing.test", "TXT")  # a negative answer, cached
+    batch = [("short.test", "A"), ("both.test", None), ("BOTH.test.", "AAAA"), ("mail.test", "MX"),
+             ("nothing.test", "TXT"), ("bad..name", "A"), ("both.test", "NOTATYPE"),
+             ("192.0.2.1", "A"), ("2001:db8::1", None), ("unknown.test", "A")]
+    results = await dns.query_cached(batch)
+    rows = await dns.query_cached_json(batch)
+    assert [r is None for r in rows] == [r is None for r in results] == [
+        True, False, False, False, False, True, True, False, False, True]
+    assert rows == [None if r is None else r.as_json() for r in results]
+    assert json.loads(rows[1])["answers"][0]["ttl"] == 200  # the TTL it has left
 
 
 async def test_a_name_met_again_after_its_answer_was_stored_is_not_asked_again(tmp_path):

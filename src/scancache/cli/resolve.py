@@ -285,10 +285,13 @@ class _Run:
         def lookup(item: tuple[int, str, str | None]) -> Any:
             return query(item[1], item[2])
 
+        # JSON rows come straight from the cached values (no DNSResult); a table needs the rows
+        read_cached = dns.query_cached if self.table else dns.query_cached_json
+
         async def cached(batch: list[tuple[int, str, str | None]]) -> Any:
             """What the cache answers fresh for a batch, in one read (see dns/bulk.py)."""
-            return split_answers(batch, await dns.query_cached([(name, rdtype)
-                                                                 for _, name, rdtype in batch]))
+            return split_answers(batch, await read_cached([(name, rdtype)
+                                                           for _, name, rdtype in batch]))
 
         loop = asyncio.get_running_loop()
         ticker: list[asyncio.TimerHandle] = []
@@ -321,7 +324,10 @@ class _Run:
         lines = []
         table = self.table
         for (seq, name, rdtype), result in batch:
-            if type(result) is DNSResult and not table:  # the common row, encoded directly
+            if type(result) is str:  # a cached answer's row (query_cached_json): the common one
+                lines.append(result)
+                continue
+            if type(result) is DNSResult and not table:  # encoded directly
                 if not (drop_wildcards and result.wildcard):
                     lines.append(result.as_json())
                 continue

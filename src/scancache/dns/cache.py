@@ -21,7 +21,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scancache.cache.core import Cache, CacheEntry
 from scancache.cache.memory import MemoryBackend
@@ -31,7 +31,7 @@ from scancache.dns.config import DNSConfig, parse_nameserver
 from scancache.dns.names import MAX_NAME_LENGTH, NORMAL_NAME, ip_literal, normalise_name
 from scancache.dns.rdtypes import canonical_rdtype, reverse_name
 from scancache.dns.resolver import NameserverUpstream, Resolution, Upstream
-from scancache.dns.result import DNSResult, Record
+from scancache.dns.result import DNSResult, Record, cached_row_json
 from scancache.dns.system import SystemUpstream
 from scancache.dns.wire import AAAA, A
 from scancache.errors import DNSError
@@ -53,6 +53,7 @@ _BACKOFF_MAX = 65536
 _ADDRESS_TYPES = {None: (A, AAAA), "A": (A,), "AAAA": (AAAA,)}
 _normal_name = NORMAL_NAME.match
 _record = tuple.__new__  # Record(...) without NamedTuple's Python-level __new__ (the bulk path)
+T = TypeVar("T")  # what a bulk read makes of each answer (a DNSResult or its JSON row)
 _FAMILY_OK: dict[str | None, Callable[[str], bool]] = {
     None: lambda ip: True, "A": lambda ip: ":" not in ip, "AAAA": lambda ip: ":" in ip}
 
@@ -253,6 +254,13 @@ class DNSCache:
         status = value[2] if len(value) > 2 else "NOERROR"
         return DNSResult(hostname, kind, status, records, cached=cached, resolver=self._resolver_label)
 
+    def _result_json(self, hostname: str, kind: str | None, value: list[Any], ttl_left: float,
+                     cached: bool) -> str:
+        """_result(...).as_json(), without building the result (see cached_row_json)."""
+        status = value[2] if len(value) > 2 else "NOERROR"
+        return cached_row_json(hostname, kind, status, value[0], max(int(ttl_left), 0),
+                               self._resolver_label, cached)
+
     @staticmethod
     def _literal_result(hostname: str, kind: str | None, ip: str) -> DNSResult:
         ok = _FAMILY_OK[kind](ip)
@@ -288,6 +296,20 @@ class DNSCache:
                            ) -> list[DNSResult | None]:
         """query(name, rdtype) for each pair where the cache answers fresh, else None, in order;
         one cache read for all, as resolve_cached."""
+        return await self._query_cached(queries, self._result, lambda result: result)
+
+    async def query_cached_json(self, queries: list[tuple[str, str | int | None]]
+                                ) -> list[str | None]:
+        """query_cached(queries) with each DNSResult as its as_json() text: the rows of a bulk
+        `scancache resolve`, written from the cached values without building results (a tenth
+        of a warm run's CPU)."""
+        return await self._query_cached(queries, self._result_json, DNSResult.as_json)
+
+    async def _query_cached(self, queries: list[tuple[str, str | int | None]],
+                            from_value: Callable[[str, str | None, list[Any], float, bool], T],
+                            from_result: Callable[[DNSResult], T]) -> list[T | None]:
+        """query_cached's body: from_value(name, kind, value, seconds left, True) for a cached
+        answer, from_result(DNSResult) for an address literal's, None for the rest."""
         kinds: list[str | None] = []
         for _, rdtype in queries:
             try:
@@ -296,15 +318,15 @@ class DNSCache:
                 kinds.append("?")  # query() raises the ValueError
         keys = self._keys((name, kind) for (name, _), kind in zip(queries, kinds, strict=True))
         found = await self._answered(keys)
-        out: list[DNSResult | None] = []
+        out: list[T | None] = []
         for (name, _), kind, key in zip(queries, kinds, keys, strict=True):
             if key is None:
                 out.append(None)
             elif key[0] == "=":
-                out.append(self._literal_result(name, kind, key[1:]))
+                out.append(from_result(self._literal_result(name, kind, key[1:])))
             else:
                 hit = found.get(key)
-                out.append(None if hit is None else self._result(name, kind, hit[0], hit[1], True))
+                out.append(None if hit is None else from_value(name, kind, hit[0], hit[1], True))
         return out
 
     def _keys(self, queries: Iterable[tuple[str, str | None]]) -> list[str | None]:
