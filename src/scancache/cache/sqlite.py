@@ -48,7 +48,8 @@ _CHUNK = 500
 #: rows); larger ones in a thread. 256 is Cache.write_behind()'s batch: a bulk run's batches written
 #: in a thread cost ~20 us more CPU per entry than inline (the GIL passed back and forth around every
 #: row's sqlite3_step, futex sys time); measured, 30,000-name cold `resolve -i` on disk, interleaved:
-#: CPU 3.03 -> 2.45 s (sys 1.00 -> 0.54 s) (issue 19).
+#: CPU 3.03 -> 2.45 s (sys 1.00 -> 0.54 s) (issue 19). Inline, a batch whose commit crosses the WAL's
+#: auto-checkpoint (every 4,000 pages, ~40,000 small entries) holds the loop ~40 ms (the fsyncs).
 _INLINE_BATCH = 256
 
 _GET = "SELECT blob FROM entries WHERE namespace = ? AND key = ?"
