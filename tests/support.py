@@ -1,4 +1,5 @@
-"""Small helpers many test files share: a settable clock and running the CLI as a user would."""
+"""Small helpers many test files share: a settable clock, running the CLI as a user would, and readers
+racing an invalidation."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class FakeClock:
@@ -66,3 +72,37 @@ def start_cli(*args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen
 
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def reads_after(read: Callable[[str], object], keys: list[str], act: Callable[[], T]
+                ) -> tuple[T, list[object]]:
+    """(act()'s result, what read(key) returned for keys in reads that began after act() returned).
+
+    Three reader threads read keys over and over before, during and after act() (an invalidation, say):
+    only the reads that began after it returned are kept, at least 30 of them (bounded: 10 s).
+    """
+    returned, stop = threading.Event(), threading.Event()
+    late: list[object] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            after = returned.is_set()
+            for key in keys:
+                value = read(key)
+                if after:
+                    late.append(value)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        result = act()
+        returned.set()
+        deadline = time.monotonic() + 10
+        while len(late) < 30 and time.monotonic() < deadline:
+            time.sleep(0.001)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    return result, late

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 import test_cache_contract
 from scancache.cache.backend import Record
+from support import reads_after
 
 make_cache = test_cache_contract.make_cache  # the fixture: one Cache factory per backend kind
 
@@ -41,29 +41,8 @@ def test_readers_never_see_an_invalidated_entry_after_the_call_returns(make_cach
     cache.set_many(dict.fromkeys(keys, "old"))
     if type(other.backend).__name__ != "MemoryBackend":  # (two memory caches share nothing)
         assert other.get_many(keys) == dict.fromkeys(keys, "old")  # warm other's memory tier, if any
-    returned = threading.Event()
-    late_reads: list[object] = []
-    stop = threading.Event()
-
-    def reader() -> None:
-        while not stop.is_set():
-            after = returned.is_set()
-            for key in keys[::17]:
-                value = cache.get(key)
-                if after:
-                    late_reads.append(value)
-
-    threads = [threading.Thread(target=reader) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    assert cache.invalidate(prefix="scan:") == 200
-    returned.set()
-    deadline = time.monotonic() + 10  # let the readers read after the return: those reads are checked
-    while len(late_reads) < 30 and time.monotonic() < deadline:
-        time.sleep(0.001)
-    stop.set()
-    for thread in threads:
-        thread.join(10)
+    invalidated, late_reads = reads_after(cache.get, keys[::17], lambda: cache.invalidate(prefix="scan:"))
+    assert invalidated == 200
     assert late_reads and all(value is None for value in late_reads)
     backend = other.backend
     if type(backend).__name__ == "MemoryBackend":

@@ -9,6 +9,7 @@ import pytest
 
 import test_cache_contract
 from scancache.cache.tags import register_tags
+from support import reads_after
 
 make_cache = test_cache_contract.make_cache  # the fixture: one Cache factory per backend kind
 
@@ -74,28 +75,8 @@ def test_no_reader_sees_an_entry_of_an_invalidated_tag_after_the_call(make_cache
     shared = type(other.backend).__name__ != "MemoryBackend"
     if shared:
         assert other.get_many(keys) == dict.fromkeys(keys, "old")  # in other's memory tier, if any
-    returned, stop = threading.Event(), threading.Event()
-    late: list[object] = []
-
-    def reader() -> None:
-        while not stop.is_set():
-            after = returned.is_set()
-            for key in keys[::9]:
-                value = cache.get(key)
-                if after:
-                    late.append(value)
-
-    threads = [threading.Thread(target=reader) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    assert cache.invalidate_tag("scan") == 100
-    returned.set()
-    deadline = time.monotonic() + 10
-    while len(late) < 30 and time.monotonic() < deadline:
-        time.sleep(0.001)
-    stop.set()
-    for thread in threads:
-        thread.join(10)
+    invalidated, late = reads_after(cache.get, keys[::9], lambda: cache.invalidate_tag("scan"))
+    assert invalidated == 100
     assert late and all(value is None for value in late)
     backend = other.backend
     if hasattr(backend, "listener"):  # another worker's memory follows within the invalidation delay
