@@ -1,20 +1,24 @@
 """Benchmark: `scancache audit` against uv audit and pip-audit, whole processes, side by side.
 
     .venv/bin/python benchmarks/bench_audit.py [--pins 30,300,1000] [--latency 0.05,0] [--repeat 3]
+        [--warm-repeat 15]
 
 Each tool audits the same generated pins (bench_vuln.build_requirements: affected and fixed versions
 of packages the data names, padded with clean names) against the project's loopback OSV server,
 started in another process with `--latency` seconds added to every answer (a network round trip):
-- scancache: `python -m scancache audit -r FILE --format json --osv-url URL` (disk cache in a fresh
-  directory for the cold run, the same directory for the warm runs);
+- scancache: `scancache audit -r FILE --format json --osv-url URL`, the command pip installed beside
+  this Python (disk cache in a fresh directory for the cold run, the same directory for the warm runs);
 - uv (the `uv` package from PyPI, when installed): `uv audit --frozen --service-url URL/
   --output-format json --preview-features audit-command,json-output` over a generated uv.lock whose
   packages come from an empty find-links directory (so uv asks no index), UV_CACHE_DIR fresh for the
   cold run, kept for the warm runs;
 - pip-audit (the bench extra): `pip-audit -r FILE --no-deps --disable-pip -s osv --osv-url URL/v1/query`
   (no POST cache: its warm run is another cold run, so it runs once).
-Cold and warm times are medians of --repeat whole-process runs; requests per endpoint are counted by
-the server for each tool's first run. Ratios: scancache / uv and scancache / pip-audit (below 1: faster).
+Cold times are medians of --repeat whole-process runs; warm times are medians of --warm-repeat runs
+taken in turn with the other tools' (scancache, uv, scancache, uv, ...), after the cold runs, and their
+ratio is also given as the median of the pairs' ratios. Requests per endpoint are counted by the server
+for each tool's first cold and first warm run. Ratios: scancache / uv and scancache / pip-audit
+(below 1: faster).
 Targets (issue 14): cold <= 1.25x uv at 50 ms and >= 10x faster than pip-audit; at zero latency no slower
 than pip-audit; warm <= uv warm.
 """
@@ -109,8 +113,11 @@ def contenders(tmp: Path, lines: list[str], url: str, concurrency: int | None) -
     # otherwise time the compiler on every run).
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("SCANCACHE_", "UV_")) and k != "PYTHONDONTWRITEBYTECODE"}
-    command = [sys.executable, "-m", "scancache", "audit", "-r", str(requirements), "--format", "json",
-               "--osv-url", url]
+    # The `scancache` command pip installed beside this Python, as a user runs it (`python -m` would
+    # add runpy's imports, ~3 ms, to every run); python -m scancache where there is none.
+    script = shutil.which("scancache", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "scancache"]
+    command += ["audit", "-r", str(requirements), "--format", "json", "--osv-url", url]
     if concurrency is not None:
         command += ["--concurrency", str(concurrency)]
     found = [Contender("scancache", command, tmp, {**base, "SCANCACHE_CACHE_DIR": str(tmp / "sc")},
@@ -141,37 +148,51 @@ def _requests(counts: dict[str, int]) -> str:
 
 
 def bench(source: Path, records: dict[str, Any], pins: int, latency: float, repeat: int,
-          concurrency: int | None, timeout: float) -> dict[str, dict[str, float]]:
+          warm_repeat: int, concurrency: int | None, timeout: float) -> dict[str, dict[str, float]]:
+    """Each tool's cold runs (a fresh cache each), then warm runs of every tool in turn (A B A B ...,
+    so a drift of the machine's speed hits both alike); the ratio is also taken pair by pair."""
     lines = build_requirements(records, pins)
     print(f"\n== {len(lines)} pins, {latency * 1000:.0f} ms simulated round trip")
     print(f"{'tool':<10} {'cold s':>8} {'warm s':>8}  {'findings':>9}  requests (cold; warm)")
     results: dict[str, dict[str, float]] = {}
     with ServerProcess(source, latency) as server, tempfile.TemporaryDirectory() as tmp:
-        for contender in contenders(Path(tmp), lines, server.url, concurrency):
-            runs = 1 if contender.name == "pip-audit" else repeat
-            cold, warm = [], []
-            cold_requests = warm_requests = {}
-            findings = ""
-            for n in range(runs):
-                seconds, counts, findings, _ = contender.run(server, cold=True, timeout=timeout)
-                cold.append(seconds)
-                cold_requests = cold_requests or counts
-                if contender.name != "pip-audit":
+        tools = contenders(Path(tmp), lines, server.url, concurrency)
+        cold: dict[str, list[float]] = {c.name: [] for c in tools}
+        warm: dict[str, list[float]] = {c.name: [] for c in tools if c.name != "pip-audit"}
+        cold_requests: dict[str, dict[str, int]] = {}
+        warm_requests: dict[str, dict[str, int]] = {}
+        findings: dict[str, str] = {}
+        for n in range(repeat):
+            for contender in tools:
+                if contender.name == "pip-audit" and n:
+                    continue  # no POST cache: every run is a cold run, and one takes ~20 s
+                seconds, counts, findings[contender.name], _ = contender.run(server, cold=True,
+                                                                              timeout=timeout)
+                cold[contender.name].append(seconds)
+                cold_requests.setdefault(contender.name, counts)
+        for _ in range(warm_repeat):  # every tool's cache is the one its last cold run left
+            for contender in tools:
+                if contender.name in warm:
                     seconds, counts, _, _ = contender.run(server, cold=False, timeout=timeout)
-                    warm.append(seconds)
-                    warm_requests = warm_requests if n else counts
-            results[contender.name] = {"cold": statistics.median(cold),
-                                       "warm": statistics.median(warm) if warm else float("nan")}
-            warm_text = f"{results[contender.name]['warm']:8.2f}" if warm else f"{'-':>8}"
-            print(f"{contender.name:<10} {results[contender.name]['cold']:8.2f} {warm_text}  {findings:>9}  "
-                  f"{_requests(cold_requests)}; {_requests(warm_requests) if warm else 'no cache'}")
+                    warm[contender.name].append(seconds)
+                    warm_requests.setdefault(contender.name, counts)
+        for contender in tools:
+            name = contender.name
+            results[name] = {"cold": statistics.median(cold[name]),
+                             "warm": statistics.median(warm[name]) if name in warm else float("nan")}
+            warm_text = f"{results[name]['warm']:8.3f}" if name in warm else f"{'-':>8}"
+            print(f"{name:<10} {results[name]['cold']:8.3f} {warm_text}  {findings[name]:>9}  "
+                  f"{_requests(cold_requests[name])}; "
+                  f"{_requests(warm_requests[name]) if name in warm else 'no cache'}")
     ours = results.get("scancache")
     for other in ("uv", "pip-audit"):
         if ours and other in results:
             theirs = results[other]
             text = f"scancache/{other}: cold {ours['cold'] / theirs['cold']:.2f}x"
-            if theirs["warm"] == theirs["warm"]:
-                text += f", warm {ours['warm'] / theirs['warm']:.2f}x"
+            if other in warm:
+                paired = statistics.median(a / b for a, b in zip(warm["scancache"], warm[other], strict=True))
+                text += (f", warm {ours['warm'] / theirs['warm']:.2f}x (median of {len(warm[other])} "
+                         f"paired runs: {paired:.2f}x)")
             print(text)
     return results
 
@@ -180,7 +201,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pins", default="30,300,1000", help="comma-separated pin counts")
     parser.add_argument("--latency", default="0.05,0", help="comma-separated round trips, seconds")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per tool (median); pip-audit runs once")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="cold runs per tool (median); pip-audit runs once")
+    parser.add_argument("--warm-repeat", type=int, default=15,
+                        help="warm runs per tool, taken in turn with the other tools' (median)")
     parser.add_argument("--concurrency", type=int, help="pass --concurrency N to scancache audit")
     parser.add_argument("--timeout", type=float, default=300, help="seconds one run may take")
     parser.add_argument("--data", type=Path, help="OSV all.zip to serve (default: ../shared/data/"
@@ -198,7 +222,8 @@ def main() -> None:
     print(f"data: {source.name} ({len(records)} records)")
     for latency in (float(x) for x in args.latency.split(",")):
         for pins in (int(x) for x in args.pins.split(",")):
-            bench(source, records, pins, latency, args.repeat, args.concurrency, args.timeout)
+            bench(source, records, pins, latency, args.repeat, args.warm_repeat, args.concurrency,
+                  args.timeout)
 
 
 if __name__ == "__main__":
