@@ -19,7 +19,6 @@ import atexit
 import hashlib
 import hmac
 import json
-import logging
 import math
 import os
 import socket
@@ -29,10 +28,12 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from scancache._log import get_logger
+
 __all__ = ["PUBLISH_INTERVAL", "SNAPSHOT_TTL", "aggregate", "attach", "describe", "publish_now",
            "read_workers", "summary", "worker_id"]
 
-log = logging.getLogger("scancache.fleet")
+log = get_logger("scancache.fleet")
 
 
 

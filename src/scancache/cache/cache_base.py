@@ -9,11 +9,11 @@ AsyncCacheAPI (async_api.py) the async twins; both inherit all of this instead o
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from scancache._log import get_logger
 from scancache.cache.backend import Backend, Record, WriteItem
 from scancache.cache.codec import Codec, CorruptEntry
 from scancache.cache.entry import _MISSING, TTL, CacheEntry
@@ -24,7 +24,7 @@ from scancache.cache_config import CacheConfig
 
 __all__ = ["CacheBase"]
 
-log = logging.getLogger("scancache.cache")
+log = get_logger("scancache.cache")
 
 _record = tuple.__new__  # Record(...) without NamedTuple's Python-level __new__ (set hot path)
 _ERROR_LOG_QUIET_SECONDS = 10.0

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from scancache._log import get_logger
 from scancache.cache.backend import Backend
 from scancache.cache.codec import Codec
 from scancache.cache.memory import MemoryBackend
@@ -15,7 +15,7 @@ from scancache.cache_config import CacheConfig, CacheType
 __all__ = ["make_backend", "sqlite_path"]
 
 SQLITE_FILENAME = "scancache.sqlite3"
-log = logging.getLogger("scancache.cache")
+log = get_logger("scancache.cache")
 
 
 def sqlite_path(config: CacheConfig) -> Path:

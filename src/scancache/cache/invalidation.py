@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import logging
 import socket
 import ssl
 import threading
@@ -45,6 +44,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from scancache._log import get_logger
 from scancache.cache.hybrid import HybridBackend
 from scancache.cache.memory import MemoryBackend
 
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["InvalidationListener", "TrackedHybridBackend", "tracked_hybrid"]
 
-log = logging.getLogger("scancache.cache")
+log = get_logger("scancache.cache")
 
 PING_SECONDS = 1.0
 DEAD_SECONDS = 3.0

@@ -33,7 +33,6 @@ and _arun carry those out, blocking or awaiting. Only the drivers differ.
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import threading
@@ -43,6 +42,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from scancache._log import get_logger
 from scancache.cache.entry import _MISSING, TTL, CacheEntry
 from scancache.cache.singleflight import call_factory
 
@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # imported where a coroutine needs it: sync-only processes ne
 __all__ = ["COMPUTE_SUFFIX", "DEFAULT_BETA", "EARLY", "LEASE_SUFFIX", "RefreshCounters", "aget_or_compute",
            "fresh_hit", "get_or_compute"]
 
-log = logging.getLogger("scancache.cache")
+log = get_logger("scancache.cache")
 
 #: XFetch's beta: 1 is the paper's optimum; larger refreshes earlier, 0 turns early refresh off.
 DEFAULT_BETA = 1.0

@@ -19,7 +19,6 @@ found later surfaces as exceptions from reads, which the Cache front counts as m
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sqlite3
 import time
@@ -27,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from scancache._log import get_logger
 from scancache.cache.backend import ByteBackendBase, Record, WriteItem, to_thread
 from scancache.cache.sqlite_connections import ThreadConnections
 from scancache.cache.sqlite_file import (
@@ -40,7 +40,7 @@ from scancache.cache.sqlite_file import (
 
 __all__ = ["SQLiteBackend", "SCHEMA_VERSION"]
 
-log = logging.getLogger("scancache.cache.sqlite")
+log = get_logger("scancache.cache.sqlite")
 
 #: Async reads of up to this many keys run inline (a few ms at most); more go to a thread.
 _CHUNK = 500

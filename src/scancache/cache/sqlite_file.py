@@ -10,7 +10,6 @@ the path.
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import time
@@ -19,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from scancache._log import get_logger
 from scancache.cache.private_files import (
     CacheNotWritable,
     FileIdentity,
@@ -32,7 +32,7 @@ __all__ = ["BUSY_TIMEOUT_SECONDS", "SCHEMA_VERSION", "connect", "immediate", "is
            "retry"]
 
 # The backend's logger: callers filter one name for everything about the SQLite cache.
-log = logging.getLogger("scancache.cache.sqlite")
+log = get_logger("scancache.cache.sqlite")
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_SECONDS = 5.0

@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from scancache._log import get_logger
 from scancache.cache.core import Cache, CacheEntry
 from scancache.cache.memory import MemoryBackend
 from scancache.cache.singleflight import AsyncSingleFlight
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DNSCache", "as_dns_config", "source_id", "PREFETCH_FRACTION", "REFRESH_BACKOFF_SECONDS"]
 
-log = logging.getLogger("scancache.dns")
+log = get_logger("scancache.dns")
 
 #: A fresh hit with less than this fraction of its TTL left starts a background refresh.
 PREFETCH_FRACTION = 0.1

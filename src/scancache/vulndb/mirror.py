@@ -18,7 +18,6 @@ NVD data). Records come back parsed from JSON; nothing is unpickled.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -28,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from scancache._log import get_logger
 from scancache.vulndb.dump import iter_dump_files
 from scancache.vulndb.query import Query, parse_query
 from scancache.vulndb.ranges import normalize_name, record_affects
@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS rejected(ecosystem TEXT NOT NULL, name TEXT NOT NULL,
 """
 #: Progress callbacks fire every this many records (and once at the end).
 PROGRESS_EVERY = 250
-log = logging.getLogger("scancache.vulndb.mirror")
+log = get_logger("scancache.vulndb.mirror")
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ its TTL but still current is reused from its stale window and stored again rathe
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from scancache._log import get_logger
 from scancache.cache.core import Cache
 from scancache.errors import VulnDBError
 from scancache.vulndb.records import record_label, record_problem
@@ -19,7 +19,7 @@ from scancache.vulndb.result import is_newer
 
 __all__ = ["RecordStore", "wanted_ids"]
 
-log = logging.getLogger("scancache.vulndb")
+log = get_logger("scancache.vulndb")
 #: Stale copies probed before a cold run gives up looking for reusable records (see _reused).
 _STALE_PROBE = 8
 #: A cold run's records are stored in batches of at most this many, or what arrived in this many
