@@ -13,10 +13,23 @@ from typing import Any
 
 from scancache.cache.backend import to_thread
 from scancache.cache.cache_base import CacheBase
-from scancache.cache.entry import _MISSING, TTL, CacheEntry
-from scancache.cache.refresh import DEFAULT_BETA, aget_or_compute
+from scancache.cache.entry import _MISSING, DEFAULT_BETA, TTL, CacheEntry
 
 __all__ = ["AsyncCacheAPI"]
+
+
+async def _first_aget_or_compute(*args: Any, **kwargs: Any) -> Any:
+    """refresh.aget_or_compute, imported at the first aget_or_set and then called directly (as
+    core.py does for get_or_set: a process that never computes through the cache never imports
+    refresh.py)."""
+    global _aget_or_compute
+    from scancache.cache.refresh import aget_or_compute
+
+    _aget_or_compute = aget_or_compute
+    return await aget_or_compute(*args, **kwargs)
+
+
+_aget_or_compute: Callable[..., Any] = _first_aget_or_compute
 
 
 class AsyncCacheAPI(CacheBase):
@@ -181,7 +194,7 @@ class AsyncCacheAPI(CacheBase):
         exception reaches every waiting caller and nothing is stored. ttl may be a function of the
         value. early_refresh: XFetch's beta (0: off), as for get_or_set.
         """
-        return await aget_or_compute(self, key, factory, ttl, stale_ttl=stale_ttl, beta=early_refresh)
+        return await _aget_or_compute(self, key, factory, ttl, stale_ttl=stale_ttl, beta=early_refresh)
 
     async def _amaybe_cleanup(self, now: float) -> None:
         # A purge may wait on another process's SQLite lock: never on the event loop.

@@ -8,8 +8,6 @@ times changed, fails verification. Decoding never executes anything: msgpack bui
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 from typing import Any
 
@@ -56,6 +54,15 @@ class Codec:
         self._unpackb = msgpack.unpackb
         self.compression_threshold = compression_threshold
         self._key = signing_key.encode() if isinstance(signing_key, str) else signing_key
+        if self._key is not None:
+            # Only a signing cache imports them: hashlib loads OpenSSL (~3 ms), which an unsigned
+            # cache (the CLI's default) never needs.
+            import hashlib
+            import hmac
+
+            self._hmac_new = hmac.new
+            self._sha256 = hashlib.sha256
+            self._compare_digest = hmac.compare_digest
         # Packers and zstd (de)compressors are not thread-safe: one of each per thread. A per-thread
         # Packer costs a thread-local lookup (~50 ns) where a shared one needed a lock (~250 ns).
         self._local = threading.local()
@@ -107,7 +114,7 @@ class Codec:
                 raise CorruptEntry("entry is signed but this cache has no signing_key")
             signature = blob[_HEADER_LEN:_HEADER_LEN + _SIG_LEN]
             body = blob[_HEADER_LEN + _SIG_LEN:]
-            if not hmac.compare_digest(signature, self._sign(key, header, body)):
+            if not self._compare_digest(signature, self._sign(key, header, body)):
                 raise CorruptEntry("bad signature")
         elif self._key is not None:
             raise CorruptEntry("entry is not signed")
@@ -151,7 +158,7 @@ class Codec:
 
     def _sign(self, key: str, header: bytes, body: bytes) -> bytes:
         assert self._key is not None
-        mac = hmac.new(self._key, key.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        mac = self._hmac_new(self._key, key.encode("utf-8", "surrogatepass"), self._sha256)
         mac.update(b"\0")
         mac.update(header)
         mac.update(body)

@@ -13,13 +13,27 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from scancache.cache.async_api import AsyncCacheAPI
-from scancache.cache.entry import TTL, CacheEntry
-from scancache.cache.refresh import DEFAULT_BETA, get_or_compute
+from scancache.cache.entry import DEFAULT_BETA, TTL, CacheEntry
 
 if TYPE_CHECKING:
     from scancache.cache.write_behind import WriteBehind
 
 __all__ = ["Cache", "CacheEntry", "TTL"]
+
+
+def _first_get_or_compute(*args: Any, **kwargs: Any) -> Any:
+    """refresh.get_or_compute, imported at the first get_or_set and then called directly: refresh.py
+    (random, the lease machinery) is for get-or-compute alone, and a process that only reads and
+    writes (a warm CLI run) never imports it. An import inside get_or_set would cost its hit path
+    ~0.4 us a call (about doubling it)."""
+    global _get_or_compute
+    from scancache.cache.refresh import get_or_compute
+
+    _get_or_compute = get_or_compute
+    return get_or_compute(*args, **kwargs)
+
+
+_get_or_compute: Callable[..., Any] = _first_get_or_compute
 
 
 class Cache(AsyncCacheAPI):
@@ -156,7 +170,7 @@ class Cache(AsyncCacheAPI):
         early_refresh is XFetch's beta (0: off): a hot entry is recomputed by one caller shortly
         before it expires, from its measured compute time (see cache/refresh.py).
         """
-        return get_or_compute(self, key, factory, ttl, stale_ttl=stale_ttl, beta=early_refresh)
+        return _get_or_compute(self, key, factory, ttl, stale_ttl=stale_ttl, beta=early_refresh)
 
     def cached(self, ttl: TTL = None, *, key: str | Callable[..., str] | None = None,
                stale_ttl: float | None = None, name: str | None = None,

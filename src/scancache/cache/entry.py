@@ -1,4 +1,6 @@
-"""What a cache read returns with its times, and the lifetime type every write takes."""
+"""What a cache read returns with its times, the lifetime type every write takes, and the early
+refresh default every get-or-compute takes (here, not in refresh.py: Cache's signatures need it, and
+a process that never calls get_or_set never imports refresh.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TTL", "CacheEntry"]
+__all__ = ["DEFAULT_BETA", "TTL", "CacheEntry"]
 
 #: A lifetime in seconds, or a function of the value that returns one (DNS: the record's TTL).
 TTL = float | int | Callable[[Any], float] | None
 _MISSING = object()  # "no value" where None is a value
+#: XFetch's beta (cache/refresh.py): 1 is the paper's optimum; larger refreshes earlier, 0 turns early
+#: refresh off.
+DEFAULT_BETA = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scancache._log import get_logger
 from scancache.cache.backend import Backend
-from scancache.cache.codec import Codec
-from scancache.cache.memory import MemoryBackend
 from scancache.cache_config import CacheConfig, CacheType
+
+if TYPE_CHECKING:
+    from scancache.cache.codec import Codec
+    from scancache.cache.memory import MemoryBackend
 
 __all__ = ["make_backend", "sqlite_path"]
 
@@ -31,6 +34,8 @@ def sqlite_path(config: CacheConfig) -> Path:
 
 
 def _memory(config: CacheConfig) -> MemoryBackend:
+    from scancache.cache.memory import MemoryBackend  # not at the top: a disk cache never needs it
+
     return MemoryBackend(config.max_size, config.max_memory_bytes, thread_safe=config.thread_safe)
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scancache._log import get_logger
-from scancache.cache.entry import _MISSING, TTL, CacheEntry
+from scancache.cache.entry import _MISSING, DEFAULT_BETA, TTL, CacheEntry
 from scancache.cache.singleflight import call_factory
 
 if TYPE_CHECKING:  # imported where a coroutine needs it: sync-only processes never do
@@ -54,8 +54,6 @@ __all__ = ["COMPUTE_SUFFIX", "DEFAULT_BETA", "EARLY", "LEASE_SUFFIX", "RefreshCo
 
 log = get_logger("scancache.cache")
 
-#: XFetch's beta: 1 is the paper's optimum; larger refreshes earlier, 0 turns early refresh off.
-DEFAULT_BETA = 1.0
 #: Companion entry holding a key's measured compute time (seconds) on shared backends.
 COMPUTE_SUFFIX = "\x00compute-seconds"
 #: The recompute lease of a key: present (unexpired) while one caller computes it.
