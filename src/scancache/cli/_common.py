@@ -6,29 +6,49 @@ Only stdlib and scancache.config are imported here; rich is imported when a prog
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scancache.errors import ScancacheError
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = ["WARNINGS", "CommandError", "Progress", "format_table", "load_settings", "progress_wanted",
            "read_lines", "read_text"]
 
 
-class _WarningCollector(logging.Handler):
-    """Keeps scancache's log messages (a bounded number) instead of printing them."""
+class _WarningCollector:
+    """Keeps scancache's log messages (a bounded number) instead of printing them.
+
+    Not a logging.Handler itself: importing logging costs milliseconds that a run which logs nothing
+    should not pay; handler() makes the one that feeds it, once logging is in use.
+    """
 
     def __init__(self, limit: int = 100) -> None:
-        super().__init__(logging.WARNING)
         self.limit = limit
         self.messages: list[str] = []
+        self._handler: Any = None
 
-    def emit(self, record: logging.LogRecord) -> None:
-        """Remember the message (the first `limit` of them)."""
+    def handler(self) -> logging.Handler:
+        """The logging.Handler (level WARNING) that adds each record's message here (imports logging)."""
+        if self._handler is None:
+            import logging
+
+            collector = self
+
+            class _Handler(logging.Handler):
+                def emit(self, record: logging.LogRecord) -> None:
+                    collector.add(record)
+
+            self._handler = _Handler(logging.WARNING)
+        return self._handler
+
+    def add(self, record: logging.LogRecord) -> None:
+        """Remember the record's message (the first `limit` of them)."""
         if len(self.messages) < self.limit:
             from scancache.cache.urls import redact_text  # stdlib only: cheap
 

@@ -378,24 +378,43 @@ def _normalise(args: argparse.Namespace) -> argparse.Namespace:
 
 def _configure_logging(verbose: int) -> None:
     """-v: scancache's log on stderr; without it, its warnings are collected and summed up in one
-    line at the end (a failing cache backend degrades a run, it does not flood the terminal)."""
-    import logging
+    line at the end (a failing cache backend degrades a run, it does not flood the terminal), and
+    other libraries' warnings are hidden (their errors shown).
 
+    Without -v nothing is imported now: the set-up runs when logging is first imported, by a
+    scancache logger or by any library (none can log before that), so a run that logs nothing (a
+    warm audit) never pays for importing logging.
+    """
     from scancache.cli._common import WARNINGS
 
     WARNINGS.messages.clear()
     if verbose:
+        import logging
+
         level = logging.INFO if verbose == 1 else logging.DEBUG
-        logging.basicConfig(level=level, stream=sys.stderr,
-                            format="scancache: %(levelname)s: %(name)s: %(message)s")
+        logging.basicConfig(level=level, stream=sys.stderr, format=_LOG_FORMAT)
         return
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr,
-                        format="scancache: %(levelname)s: %(name)s: %(message)s")
+    from scancache._log import setup_on_import
+
+    setup_on_import(_collect_warnings)
+
+
+_LOG_FORMAT = "scancache: %(levelname)s: %(name)s: %(message)s"
+
+
+def _collect_warnings() -> None:
+    """Without -v: other libraries log errors only; scancache's warnings go to WARNINGS."""
+    import logging
+
+    from scancache.cli._common import WARNINGS
+
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr, format=_LOG_FORMAT)
     ours = logging.getLogger("scancache")
     ours.setLevel(logging.WARNING)
     ours.propagate = False
-    if WARNINGS not in ours.handlers:  # main() may run more than once in one process
-        ours.addHandler(WARNINGS)
+    handler = WARNINGS.handler()
+    if handler not in ours.handlers:  # main() may run more than once in one process
+        ours.addHandler(handler)
 
 
 def _report_warnings() -> None:

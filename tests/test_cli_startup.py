@@ -1,0 +1,111 @@
+"""What the CLI itself (main.py, _common.py, the settings) costs a warm audit, and that the savings
+keep behaviour: logging is imported only when something logs, yet the one-line warning summary and
+-v still work; only the settings sections a command uses are built.
+
+Subprocesses (a fresh interpreter is the only honest answer to "what does a run import"); no timing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scancache.testing.osv_server import OSVTestServer
+
+#: Modules the CLI's own code no longer imports on a warm, clean audit (other areas' modules have
+#: their own guards in test_audit_startup.py).
+CLI_NOT_ON_A_WARM_RUN = ("logging", "traceback")
+
+REQUIREMENTS = "jinja2==3.1.6\nrequests==2.32.3\nidna==3.10\n"
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SCANCACHE_")}
+
+
+def _audit(requirements: Path, server: OSVTestServer, cache_dir: Path, *options: str,
+           importtime: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "scancache",
+               *options, "audit", "-r", str(requirements), "--osv-url", server.url,
+               "--cache-dir", str(cache_dir)]
+    return subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=60, check=False)
+
+
+def _imported(done: subprocess.CompletedProcess[str]) -> set[str]:
+    return {line.split("|")[-1].strip() for line in done.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+@pytest.fixture
+def warm(osv_server: OSVTestServer, tmp_path: Path) -> tuple[Path, Path]:
+    """(requirements, cache dir) after one cold audit: the next run is answered by the cache."""
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(REQUIREMENTS, encoding="utf-8")
+    cold = _audit(requirements, osv_server, tmp_path / "cache")
+    assert cold.returncode == 0, cold.stderr
+    osv_server.reset_counts()
+    return requirements, tmp_path / "cache"
+
+
+def test_a_warm_clean_audit_does_not_import_logging(osv_server: OSVTestServer,
+                                                     warm: tuple[Path, Path]) -> None:
+    requirements, cache_dir = warm
+    done = _audit(requirements, osv_server, cache_dir, importtime=True)
+    assert done.returncode == 0, done.stderr
+    assert osv_server.total_requests == 0
+    imported = _imported(done)
+    assert "scancache.vulndb.audit" in imported  # the listing is real
+    assert sorted(m for m in imported if m in CLI_NOT_ON_A_WARM_RUN) == []
+    assert [line for line in done.stderr.splitlines() if not line.startswith("import time:")] == []
+
+
+def test_a_backend_failure_during_a_run_still_ends_in_the_one_line_summary(
+        osv_server: OSVTestServer, warm: tuple[Path, Path]) -> None:
+    requirements, cache_dir = warm
+    databases = sorted(cache_dir.glob("*.sqlite3"))
+    assert databases
+    for database in databases:  # not a SQLite file any more: moved aside with a warning
+        database.write_bytes(b"this is not a database" * 100)
+    done = _audit(requirements, osv_server, cache_dir)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("scancache: warning: 1 problem(s) logged, the first: cache file ")
+    assert "is not a usable SQLite database" in lines[0] and lines[0].endswith("(-v shows them all)")
+
+
+def test_with_v_the_same_failure_is_logged_as_it_happens(osv_server: OSVTestServer,
+                                                         warm: tuple[Path, Path]) -> None:
+    requirements, cache_dir = warm
+    for database in cache_dir.glob("*.sqlite3"):
+        database.write_bytes(b"this is not a database" * 100)
+    done = _audit(requirements, osv_server, cache_dir, "-v")
+    assert done.returncode == 0, done.stderr
+    assert "scancache: WARNING: scancache.cache.sqlite: cache file " in done.stderr
+    assert "problem(s) logged" not in done.stderr
+
+
+def test_without_v_other_libraries_warnings_stay_hidden_and_errors_show() -> None:
+    # The set-up that main() asks for (without -v) runs when anything first imports logging: here a
+    # library, after it.
+    code = """
+import sys
+from scancache.cli.main import _configure_logging
+_configure_logging(0)
+print("logging imported by the set-up:", "logging" in sys.modules, flush=True)
+import logging
+logging.getLogger("some.library").warning("a library's warning")
+logging.getLogger("some.library").error("a library's error")
+logging.getLogger("scancache.test").warning("collected, not printed")
+from scancache.cli._common import WARNINGS
+print(WARNINGS.messages)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
+                          timeout=60, check=True)
+    assert done.stdout.splitlines()[-2:] == ["logging imported by the set-up: False",
+                                             "['collected, not printed']"]
+    assert done.stderr == "scancache: ERROR: some.library: a library's error\n"
