@@ -213,3 +213,58 @@ def test_fixed_versions_above_a_pin_are_what_pep440_parsing_says(osv_records):
             (p := pep440(v)) is not None and p > current)], (pin, fixed)
         a, b = rng.choice(versions), rng.choice(versions)
         assert _newer(a, b) == (_version_order(a) > _version_order(b)), (a, b)
+
+
+def test_a_finding_rebuilt_from_the_cache_is_the_finding_its_constructor_makes():
+    import dataclasses
+
+    from scancache.vulndb.audit import _FINDING_FIELDS, Finding, _new_finding
+
+    assert tuple(f.name for f in dataclasses.fields(Finding)) == _FINDING_FIELDS  # every field, in order
+    values = ("Jinja2", "2.4", "PYSEC-2014-8", ("CVE-2014-1402",), ("2.7.2",), "summary", "medium", 4.4,
+              "CVSS:3.1/AV:L", "requirements.txt:3", "PyPI")
+    built, made = _new_finding(values), Finding(*values)
+    assert type(built) is Finding
+    assert built == made and hash(built) == hash(made) and repr(built) == repr(made)
+    assert list(vars(built).items()) == list(vars(made).items())
+    assert dataclasses.asdict(built) == dataclasses.asdict(made)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.id = "other"  # type: ignore[misc]  # frozen, as the constructor's
+
+
+def test_the_json_report_text_is_json_dumps_of_each_item_one_a_line():
+    import json
+
+    from scancache.vulndb.audit import _json_dumps, dumps_report
+
+    data = {"schema_version": 1, "text": "é\u2028\x00\"\\", "empty": [], "table": {"b": 1, "a": [1.5]},
+            "items": [{"name": "x\ny", "score": 0.1, "big": 10**30, "none": None, "nan": float("nan"),
+                       "inf": float("-inf"), "nested": [{"k": (1, 2)}], 3: True}, "s", 2, [[]]],
+            "floats": [1e300, -0.0, 5e-324]}
+    pad = "  "
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, list) and value:
+            items = f",\n{pad}{pad}".join(json.dumps(item) for item in value)
+            lines.append(f"{pad}{json.dumps(key)}: [\n{pad}{pad}{items}\n{pad}]")
+        else:
+            lines.append(f"{pad}{json.dumps(key)}: {json.dumps(value)}")
+    assert dumps_report(data) == "{\n" + ",\n".join(lines) + "\n}"
+    for value in (*data.values(), data, "plain", 7, None):
+        assert _json_dumps()(value) == json.dumps(value)
+        assert _json_dumps(compact=True)(value) == json.dumps(value, separators=(",", ":"))
+
+
+def test_the_fix_of_a_finding_is_the_first_fixed_version_above_its_pin(osv_records):
+    import random
+
+    from scancache.vulndb.audit import _first_fixed_above, _fixed_above
+
+    versions = sorted({value for record in osv_records.values() for affected in record.get("affected") or ()
+                       for rng in affected.get("ranges") or () for event in rng.get("events") or ()
+                       for value in event.values()} | {"1.0", "1.0.0", "1.0rc1", "01.2", "x", "2.4;m", "0"})
+    rng = random.Random(15)
+    for _ in range(3000):
+        pin, fixed = rng.choice(versions), rng.sample(versions, rng.randrange(0, 5))
+        above = _fixed_above(pin, fixed)
+        assert _first_fixed_above(pin, fixed) == (above[0] if above else None), (pin, fixed)
