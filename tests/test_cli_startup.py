@@ -17,8 +17,10 @@ import pytest
 from scancache.testing.osv_server import OSVTestServer
 
 #: Modules the CLI's own code no longer imports on a warm, clean audit (other areas' modules have
-#: their own guards in test_audit_startup.py).
-CLI_NOT_ON_A_WARM_RUN = ("logging", "traceback")
+#: their own guards in test_audit_startup.py): logging (nothing is logged), the settings of the DNS
+#: and lazy-loading sections, and scancache.config (the CLI layers settings with scancache._settings).
+CLI_NOT_ON_A_WARM_RUN = ("logging", "traceback", "scancache.config", "scancache.dns.config",
+                         "scancache.lazyload.config", "scancache.dns", "scancache.lazyload")
 
 REQUIREMENTS = "jinja2==3.1.6\nrequests==2.32.3\nidna==3.10\n"
 

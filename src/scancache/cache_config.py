@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from scancache.config_fields import config_from_mapping, is_number, parse_enum, require
 from scancache.env import setting
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["CacheConfig", "CacheType", "default_cache_dir"]
 
@@ -33,6 +35,8 @@ class CacheType(enum.Enum):
 
 def default_cache_dir() -> Path:
     """SCANCACHE_CACHE_DIR, else the platform's user cache directory for scancache."""
+    from pathlib import Path  # only a disk cache needs a directory: not imported for every config
+
     from_env = setting("cache_dir")
     if from_env:
         return Path(from_env).expanduser()
@@ -121,6 +125,8 @@ class CacheConfig:
     def resolved_cache_dir(self) -> Path:
         """The directory a disk cache uses: cache_dir, else SCANCACHE_CACHE_DIR, else the user's."""
         if self.cache_dir is not None:
+            from pathlib import Path
+
             return Path(self.cache_dir).expanduser()
         return default_cache_dir()
 

@@ -1,6 +1,6 @@
 """What every command shares: settings from config file + SCANCACHE_* + options, input files, progress.
 
-Only stdlib and scancache.config are imported here; rich is imported when a progress bar is shown.
+Only stdlib and scancache._settings are imported here (on use); rich is imported when a progress bar is shown.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import argparse
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scancache.errors import ScancacheError
@@ -72,23 +71,29 @@ class CommandError(ScancacheError):
 
 
 def load_settings(args: argparse.Namespace) -> Any:
-    """The ScancacheConfig for this run: --config file, SCANCACHE_* variables, then global options.
+    """The settings for this run: --config file, SCANCACHE_* variables, then global options.
 
     A component whose cache_type neither the file (its own section or [cache]) nor --cache-type sets
     uses a disk cache (a memory cache would forget everything when the command exits); one section's
-    choice never changes another's. Raises ValueError naming the bad setting.
+    choice never changes another's. Raises ValueError naming the bad setting, for any section, as
+    load_config does; the result has ScancacheConfig's section attributes (cache, dns, vulndb, lazy),
+    but a section that nothing set apart from [cache] is built when first used (scancache._settings):
+    an audit never builds, nor imports, the DNS and lazy-loading settings.
     """
-    from scancache.config import load_config
+    from scancache._settings import load_sections
 
     options = {"cache_type": args.cache_type, "cache_dir": args.cache_dir, "redis_url": args.redis_url}
-    return load_config(args.config, defaults={"cache_type": "disk"},
-                       overrides={name: value for name, value in options.items() if value})
+    return load_sections(args.config, defaults={"cache_type": "disk"},
+                         overrides={name: value for name, value in options.items() if value})
 
 
 def read_text(path: str, what: str) -> str:
     """The text of path ('-' is stdin); CommandError names `what` and the path when it cannot be read."""
     try:
-        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as file:  # not pathlib: a warm audit need not import it
+            return file.read()
     except FileNotFoundError:
         raise CommandError(f"{what} not found: {path}") from None
     except IsADirectoryError:

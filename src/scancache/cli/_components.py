@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scancache.cli._common import CommandError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["check_osv_dump", "default_mirror_path", "open_dns", "open_mirror", "open_vulndb",
            "validate_names"]
@@ -45,6 +47,8 @@ def open_vulndb(settings: Any, *, osv_url: str | None = None, mirror: str | None
 
 def default_mirror_path(settings: Any) -> Path:
     """The vulndb section's mirror_path, else CACHE_DIR/osv-mirror.sqlite3."""
+    from pathlib import Path  # only the mirror commands need paths: not imported by a cached audit
+
     configured = getattr(settings.vulndb, "mirror_path", None)
     if configured:
         return Path(configured).expanduser()

@@ -21,8 +21,6 @@ def _endpoint_url(name: str, url: object) -> str:
     go before it. Errors show the URL with its credentials redacted."""
     from urllib.parse import urlsplit
 
-    from scancache.cache.urls import redact_url
-
     if not isinstance(url, str):
         raise ValueError(f"{name}: must be an http(s) URL, got {url!r}")
     try:
@@ -31,9 +29,13 @@ def _endpoint_url(name: str, url: object) -> str:
         parts.port  # noqa: B018  # raises ValueError for a bad port
     except ValueError:
         valid = False
-    require(valid, name, f"must be an http(s) URL with a host, got {redact_url(url)!r}")
-    require("#" not in url, name, f"must not have a #fragment (a server never sees one), got "
-            f"{redact_url(url)!r}")
+    if not valid or "#" in url:
+        # Only an error needs redact_url (scancache.cache.urls imports the scancache.cache package).
+        from scancache.cache.urls import redact_url
+
+        shown = redact_url(url)
+        require(valid, name, f"must be an http(s) URL with a host, got {shown!r}")
+        raise ValueError(f"{name}: must not have a #fragment (a server never sees one), got {shown!r}")
     scheme = parts.scheme.lower()
     rest = url[len(scheme):]
     return scheme + (rest if "?" in rest else rest.rstrip("/"))
