@@ -83,3 +83,15 @@ def test_get_or_set_and_signing_still_load_what_they_need(tmp_path: Path) -> Non
         "assert blob[3] & 2 and cache.codec.decode('k', blob) == (1, 10.0, 20.0)",
         tmp_path)
     assert {"scancache.cache.refresh", "hmac"} <= modules
+
+
+def test_key_digests_are_hashlib_sha256_without_importing_hashlib(tmp_path: Path) -> None:
+    modules = _modules_after(
+        "from scancache.cache.digest import sha256_hex\n"
+        "texts = (b'', b'PyPI\\x00requests\\x002.32.3', b'x' * 1000)\n"
+        "digests = [sha256_hex(text) for text in texts]\n"
+        "assert 'hashlib' not in sys.modules\n"
+        "import hashlib\n"
+        "assert digests == [hashlib.sha256(text).hexdigest() for text in texts]",
+        tmp_path)
+    assert "scancache.cache.digest" in modules

@@ -473,13 +473,12 @@ def _derivation_key(req: Requirement, pairs: Iterable[tuple[str, str]]) -> str:
     """The key of req's package's findings derived from the records pairs names ((id, modified)):
     the findings depend on the package (ecosystem and name: which ranges apply) and those records
     only, not on the pinned version or its line, so other pins of the package share them."""
-    import hashlib
-
     from scancache import __version__
+    from scancache.cache.digest import sha256_hex
 
     text = _json_dumps(compact=True)([_DERIVATION, __version__, req.ecosystem, req.normalized_name,
                                       sorted({(str(i), str(m)) for i, m in pairs})])
-    return "findings:" + hashlib.sha256(text.encode()).hexdigest()[:40]
+    return "findings:" + sha256_hex(text.encode())[:40]
 
 
 def _derivations(pinned: list[Requirement], results: list[Any]) -> dict[str, list[Any]]:

@@ -26,13 +26,13 @@ answered offline from it and never touch the network.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 from scancache.cache.core import Cache
+from scancache.cache.digest import sha256_hex
 from scancache.cache_config import CacheConfig, CacheType
 from scancache.errors import VulnDBError
 from scancache.vulndb.config import VulnDBConfig
@@ -481,7 +481,7 @@ class VulnerabilityDBCache:
 
 def _source_tag(*parts: str) -> str:
     """A short, stable name for the upstream(s) an answer came from (a part of its cache key)."""
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return sha256_hex("\n".join(parts).encode())[:16]
 
 
 def _package_groups(answers: dict[str, Any], queries: dict[str, Query], missing: set[str]

@@ -15,7 +15,6 @@ Accepted fields (anything else is a ValueError naming it):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import unquote
 
+from scancache.cache.digest import sha256_hex
 from scancache.vulndb.ranges import normalize_name
 
 __all__ = ["Query", "parse_query", "pypi_query", "parse_purl", "canonical_ecosystem", "KNOWN_FIELDS"]
@@ -88,7 +88,7 @@ class Query:
             text = f"PyPI\0{self.name}\0{version}"
         else:
             text = _CANONICAL_JSON.encode(self.canonical())
-        return hashlib.sha256(text.encode()).hexdigest()
+        return sha256_hex(text.encode())
 
     def osv_body(self) -> dict[str, Any]:
         """The body of an OSV /v1/query (also one entry of /v1/querybatch)."""
