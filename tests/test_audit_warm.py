@@ -235,7 +235,8 @@ def test_a_finding_rebuilt_from_the_cache_is_the_finding_its_constructor_makes()
 def test_the_json_report_text_is_json_dumps_of_each_item_one_a_line():
     import json
 
-    from scancache.vulndb.audit import _json_dumps, dumps_report
+    from scancache.vulndb._stdlib import json_dumps
+    from scancache.vulndb.audit import dumps_report
 
     data = {"schema_version": 1, "text": "é\u2028\x00\"\\", "empty": [], "table": {"b": 1, "a": [1.5]},
             "items": [{"name": "x\ny", "score": 0.1, "big": 10**30, "none": None, "nan": float("nan"),
@@ -251,8 +252,8 @@ def test_the_json_report_text_is_json_dumps_of_each_item_one_a_line():
             lines.append(f"{pad}{json.dumps(key)}: {json.dumps(value)}")
     assert dumps_report(data) == "{\n" + ",\n".join(lines) + "\n}"
     for value in (*data.values(), data, "plain", 7, None):
-        assert _json_dumps()(value) == json.dumps(value)
-        assert _json_dumps(compact=True)(value) == json.dumps(value, separators=(",", ":"))
+        assert json_dumps()(value) == json.dumps(value)
+        assert json_dumps(compact=True)(value) == json.dumps(value, separators=(",", ":"))
 
 
 def test_the_fix_of_a_finding_is_the_first_fixed_version_above_its_pin(osv_records):
@@ -268,3 +269,4 @@ def test_the_fix_of_a_finding_is_the_first_fixed_version_above_its_pin(osv_recor
         pin, fixed = rng.choice(versions), rng.sample(versions, rng.randrange(0, 5))
         above = _fixed_above(pin, fixed)
         assert _first_fixed_above(pin, fixed) == (above[0] if above else None), (pin, fixed)
+

@@ -8,7 +8,6 @@ each flaw is reported once per package.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -17,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from scancache.vulndb._stdlib import json_dumps
 from scancache.vulndb.inputs.base import ParsedInput, Requirement, Skipped
 
 __all__ = ["Requirement", "Skipped", "Finding", "AuditReport", "parse_requirements", "read_requirements",
@@ -147,14 +147,14 @@ class AuditReport:
         C encoder (json's indent mode is pure Python: 0.9 s for 50,000 dependencies)."""
         data = self.as_dict()
         if indent is None:
-            return json.dumps(data)
+            return json_dumps()(data)
         return dumps_report(data, indent)
 
 
 def dumps_report(data: dict[str, Any], indent: int = 2) -> str:
     """JSON text of a report dict: top-level keys one a line, each list item on one line (each as
     json.dumps writes it)."""
-    encode = _json_dumps()
+    encode = json_dumps()
     pad = " " * indent
     parts = []
     for key, value in data.items():
@@ -164,36 +164,6 @@ def dumps_report(data: dict[str, Any], indent: int = 2) -> str:
         else:
             parts.append(f"{pad}{encode(key)}: {encode(value)}")
     return "{\n" + ",\n".join(parts) + "\n}"
-
-
-#: The encoders _json_dumps made: {compact: encode}.
-_DUMPS: dict[bool, Any] = {}
-
-
-def _json_dumps(compact: bool = False) -> Any:
-    """json.dumps with its default settings (compact: with separators (",", ":")), minus its
-    per-call set-up: dumps builds a C encoder for every call (~3 us; a 300-pin report has 1,250
-    items), this builds one. The same C encoder dumps uses, so the same text; json.dumps itself
-    where the C accelerator is missing."""
-    encode = _DUMPS.get(compact)
-    if encode is None:
-        from json import encoder as json_encoder
-
-        separators = (":", ",") if compact else (": ", ", ")
-        make_encoder = getattr(json_encoder, "c_make_encoder", None)  # None without the accelerator
-        default = json_encoder.JSONEncoder().default  # dumps' answer to a type JSON does not have
-        try:
-            # dumps' arguments but the circular-reference markers (what is encoded here is a tree
-            # built here): no indent, the separators, keys unsorted, none skipped, NaN allowed.
-            encoder = make_encoder(None, default, json_encoder.encode_basestring_ascii, None,  # type: ignore[misc]
-                                   *separators, False, False, True)
-        except TypeError:  # no C accelerator (None), or a signature it no longer takes
-            encode = json.JSONEncoder(separators=separators[::-1]).encode
-        else:
-            def encode(obj: Any) -> str:
-                return "".join(encoder(obj, 0))
-        _DUMPS[compact] = encode
-    return encode
 
 
 def parse_requirements(lines: Iterable[str]) -> tuple[list[Requirement], list[Skipped]]:
@@ -476,8 +446,8 @@ def _derivation_key(req: Requirement, pairs: Iterable[tuple[str, str]]) -> str:
     from scancache import __version__
     from scancache.cache.digest import sha256_hex
 
-    text = _json_dumps(compact=True)([_DERIVATION, __version__, req.ecosystem, req.normalized_name,
-                                      sorted({(str(i), str(m)) for i, m in pairs})])
+    text = json_dumps(compact=True)([_DERIVATION, __version__, req.ecosystem, req.normalized_name,
+                                     sorted({(str(i), str(m)) for i, m in pairs})])
     return "findings:" + sha256_hex(text.encode())[:40]
 
 

@@ -31,7 +31,8 @@ __all__ = [
 #: `versions` list still applies).
 SEMVER_ECOSYSTEMS = frozenset({"npm", "crates.io", "Go", "Hex", "Pub", "SwiftURL"})
 
-_SEMVER_RE = re.compile(
+# Compiled on first use (re caches it): PyPI versions never need it.
+_SEMVER_PATTERN = (
     r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
 )
 _NAME_RE = re.compile(r"[-_.]+")
@@ -51,7 +52,7 @@ def _pre_key(part: str) -> tuple[int, int, str]:
 @lru_cache(maxsize=65536)
 def parse_semver(text: str) -> SemVer | None:
     """Parse "1.2.3-rc.1+build" (missing minor/patch read as 0, leading "v" allowed); None if not semver."""
-    match = _SEMVER_RE.match(text.strip())
+    match = re.match(_SEMVER_PATTERN, text.strip())
     if match is None:
         return None
     major, minor, patch, pre = match.groups()

@@ -35,14 +35,15 @@ EVENT_KINDS = frozenset({"introduced", "fixed", "last_affected", "limit"})
 #: Event kinds whose unparseable version could hide an affected range (see the module docstring).
 _MUST_PARSE = frozenset({"introduced", "last_affected"})
 _MAX_ID = 256
-_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
-                      r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
+# Compiled on first use (re caches it): a warm audit checks no record.
+_RFC3339_PATTERN = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+                    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
 
 
 def parse_rfc3339(text: str) -> _dt.datetime | None:
     """The aware datetime an RFC 3339 timestamp (`2024-05-01T12:00:00Z`, offsets, fractions) names,
     or None for anything else (a date alone, "not-a-date", an impossible month)."""
-    if not _RFC3339.match(text):
+    if not re.match(_RFC3339_PATTERN, text):
         return None
     try:
         return _dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))

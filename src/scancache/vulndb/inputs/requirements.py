@@ -37,9 +37,10 @@ __all__ = ["parse_requirements_file", "parse_requirements_text", "looks_like_req
 # name[extras]==version [; marker]: the lines a lock file is made of.
 _SIMPLE_PIN = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*==\s*"
                          r"([A-Za-z0-9][A-Za-z0-9.+!_-]*)\s*(?:;.*)?$")
-# pip's rule: a comment starts at a "#" at the start of a line or after white space.
-_COMMENT = re.compile(r"(^|\s+)#.*$")
-_REQUIREMENT_OPTIONS = re.compile(r"\s+--?[A-Za-z]")  # `--hash=...`, `--config-settings` after a spec
+# pip's rule: a comment starts at a "#" at the start of a line or after white space. This and the
+# next are compiled on first use (re caches them): a file of plain pins needs neither.
+_COMMENT_PATTERN = r"(^|\s+)#.*$"
+_OPTIONS_PATTERN = r"\s+--?[A-Za-z]"  # `--hash=...`, `--config-settings` after a spec
 _INCLUDES = {"-r": False, "--requirement": False, "-c": True, "--constraint": True}
 _EDITABLE = ("-e", "--editable")
 _VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
@@ -112,7 +113,7 @@ def _logical_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
     for number, raw in enumerate(lines, 1):
         line = raw.rstrip("\r\n")
         if "#" in line:
-            line = _COMMENT.sub("", line)
+            line = re.sub(_COMMENT_PATTERN, "", line)
         if not pending:
             start = number
         if line.endswith("\\"):
@@ -221,7 +222,7 @@ class _Reader(Collector):
     def _requirement(self, text: str, number: int, file: str) -> None:
         spec_text = text
         if " -" in text or "\t-" in text:  # per-requirement options such as --hash
-            spec_text = _REQUIREMENT_OPTIONS.split(text, 1)[0].strip()
+            spec_text = re.split(_OPTIONS_PATTERN, text, maxsplit=1)[0].strip()
         simple = _simple_pin(spec_text)
         if simple is not None:  # the common "name==version" line, without packaging's full parser
             self.pin(simple[0], simple[2], number, file, normalized=simple[1])
