@@ -111,3 +111,56 @@ print(WARNINGS.messages)
     assert done.stdout.splitlines()[-2:] == ["logging imported by the set-up: False",
                                              "['collected, not printed']"]
     assert done.stderr == "scancache: ERROR: some.library: a library's error\n"
+
+
+def _mo_catalog(translations: dict[str, str]) -> bytes:
+    """A GNU gettext .mo file holding translations (what msgfmt writes, without a hash table)."""
+    import struct
+
+    keys = sorted(translations)
+    originals = b"".join(k.encode() + b"\0" for k in keys)
+    translated = b"".join(translations[k].encode() + b"\0" for k in keys)
+    header = 7 * 4
+    table = header + 16 * len(keys)
+    entries, offset = [], table
+    for k in keys:
+        entries.append((len(k.encode()), offset))
+        offset += len(k.encode()) + 1
+    trans_entries = []
+    for k in keys:
+        trans_entries.append((len(translations[k].encode()), offset))
+        offset += len(translations[k].encode()) + 1
+    out = struct.pack("<7I", 0x950412DE, 0, len(keys), header, header + 8 * len(keys), 0, 0)
+    out += b"".join(struct.pack("<2I", *e) for e in entries)
+    out += b"".join(struct.pack("<2I", *e) for e in trans_entries)
+    return out + originals + translated
+
+
+def test_argparse_messages_are_still_translated_when_a_catalog_exists(tmp_path: Path) -> None:
+    catalog = tmp_path / "xx" / "LC_MESSAGES" / "messages.mo"
+    catalog.parent.mkdir(parents=True)
+    catalog.write_bytes(_mo_catalog({"options": "OPTIONEN", "usage: ": "AUFRUF: "}))
+    code = f"""
+import gettext
+gettext.bindtextdomain("messages", {str(tmp_path)!r})
+from scancache.cli.main import main
+main(["audit", "--help"])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**_env(), "LANGUAGE": "xx", "COLUMNS": "100"}, timeout=60, check=False)
+    assert done.stdout.startswith("AUFRUF: scancache audit"), done.stdout[:200]
+    assert "\nOPTIONEN:\n" in done.stdout
+
+
+def test_without_a_catalog_a_run_does_not_look_for_one() -> None:
+    if os.path.isdir(os.path.join(sys.base_prefix, "share", "locale")):
+        pytest.skip("this Python has a message catalog directory: argparse looks there, as it should")
+    code = """
+import sys
+from scancache.cli.main import _parse
+_parse(["audit", "-r", "x.txt", "--format", "json"])
+print("locale" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**_env(), "LANG": "de_DE.UTF-8"}, timeout=60, check=True)
+    assert done.stdout.strip() == "False"

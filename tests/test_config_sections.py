@@ -125,3 +125,28 @@ print(sorted(m for m in sys.modules if m in ("scancache.config", "scancache.dns.
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
                           timeout=60, check=True)
     assert done.stdout.strip() == "['scancache.vulndb.config']"
+
+
+def test_config_equality_is_the_dataclass_one_written_once() -> None:
+    import dataclasses
+
+    from scancache.cache_config import CacheConfig
+    from scancache.dns.config import DNSConfig
+    from scancache.vulndb.config import VulnDBConfig
+
+    for config_class in (CacheConfig, DNSConfig, VulnDBConfig):
+        # The reference: the same fields in a dataclass whose __eq__ the dataclasses module writes.
+        reference = dataclasses.make_dataclass(
+            "Reference", [(f.name, object, dataclasses.field(default=None, compare=f.compare))
+                          for f in dataclasses.fields(config_class)])
+        names = [f.name for f in dataclasses.fields(config_class)]
+        a, b = config_class(), config_class()
+        assert (a == b) is True and (a != b) is False
+        assert (a == b) == (reference(**{n: getattr(a, n) for n in names})
+                            == reference(**{n: getattr(b, n) for n in names}))
+        changed = dataclasses.replace(b, max_size=7)
+        assert (a == changed) is False and (a != changed) is True
+        assert a.__eq__(object()) is NotImplemented and (a == "x") is False
+        with pytest.raises(TypeError):
+            hash(a)  # a mutable dataclass with eq: unhashable
+    assert CacheConfig() != VulnDBConfig()  # another class is never equal, whatever the fields

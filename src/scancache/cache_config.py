@@ -45,7 +45,22 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("scancache", appauthor=False))
 
 
-@dataclass
+# Its own __repr__ and __eq__ below, inherited by DNSConfig and VulnDBConfig (declared the same way):
+# generating them would cost every start-up a compile of a 17- to 37-field method per class.
+def _compared_fields(config_class: type) -> tuple[str, ...]:
+    """The names of config_class's fields that equality compares (memoised per class)."""
+    names = _COMPARED.get(config_class)
+    if names is None:
+        from dataclasses import fields
+
+        names = _COMPARED[config_class] = tuple(f.name for f in fields(config_class) if f.compare)
+    return names
+
+
+_COMPARED: dict[type, tuple[str, ...]] = {}
+
+
+@dataclass(repr=False, eq=False)
 class CacheConfig:
     """Settings of one cache; the fields the seed promises plus a few with safe defaults.
 
@@ -112,10 +127,19 @@ class CacheConfig:
 
     def __repr__(self) -> str:
         # Secrets never reach a log or a traceback: URL credentials and keys show as ***.
-        # (DNSConfig and VulnDBConfig are declared repr=False so they inherit this.)
+        # (DNSConfig and VulnDBConfig are declared repr=False, eq=False so they inherit it and __eq__.)
         from scancache.cache.urls import redacted_repr
 
         return redacted_repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        # What dataclass(eq=True) generates: equal when of the same class and every field (those
+        # with compare=True, in order) is equal, compared as tuples. Defining __eq__ leaves the
+        # class unhashable (__hash__ None), as eq=True does for a mutable dataclass.
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        names = _compared_fields(self.__class__)
+        return tuple(getattr(self, n) for n in names) == tuple(getattr(other, n) for n in names)
 
     @property
     def max_memory_bytes(self) -> int:

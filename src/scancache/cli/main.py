@@ -467,15 +467,47 @@ def _command_named(argv: Sequence[str]) -> str | None:
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """argv parsed by a parser of the one command it names (cheaper to build); by the full parser
-    when it names none or that parser cannot parse it (the full one then reports the error)."""
+    when it names none or that parser cannot parse it (the full one then reports the error).
+    argparse's own messages are looked up as _argparse_messages() says, for this call only."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_named(argv)
-    if command is not None:
-        try:
-            return build_parser(command).parse_args(argv)
-        except _Unparsed:
-            pass
-    return build_parser().parse_args(argv)
+    translate = argparse._  # type: ignore[attr-defined]
+    argparse._ = _argparse_messages(translate)  # type: ignore[attr-defined]
+    try:
+        if command is not None:
+            try:
+                return build_parser(command).parse_args(argv)
+            except _Unparsed:
+                pass
+        return build_parser().parse_args(argv)
+    finally:
+        argparse._ = translate  # type: ignore[attr-defined]
+
+
+def _as_given(message: str) -> str:
+    return message
+
+
+def _argparse_messages(translate: Any) -> Any:
+    """How argparse should translate its messages ("options", "usage: ", its errors) in this run:
+    not at all when no message catalog can exist, else as it does (translate, gettext.gettext).
+
+    gettext.gettext looks for a catalog of the domain "messages" in sys.base_prefix/share/locale
+    (unless a program bound another domain or directory) on every call: a parser makes six calls,
+    stat()s for each language of $LANG and imports the locale module for it (~1 ms of a warm audit,
+    start-up is most of it). When that directory does not exist and nothing was bound, every
+    message comes back unchanged, so the same text is had without the look-up.
+    """
+    import gettext
+
+    if translate is not gettext.gettext:
+        return translate  # someone chose another function: theirs stands
+    default_dir = getattr(gettext, "_default_localedir", None)
+    if (getattr(gettext, "_current_domain", None) == "messages"
+            and getattr(gettext, "_localedirs", None) == {}
+            and isinstance(default_dir, str) and not os.path.isdir(default_dir)):
+        return _as_given
+    return translate
 
 
 def main(argv: Sequence[str] | None = None) -> int:

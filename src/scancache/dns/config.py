@@ -41,7 +41,7 @@ def _port(text: str, whole: str) -> int:
     return int(text)
 
 
-@dataclass(repr=False)  # CacheConfig's __repr__: secrets redacted
+@dataclass(repr=False, eq=False)  # CacheConfig's __repr__ (secrets redacted) and __eq__
 class DNSConfig(CacheConfig):
     """DNS settings. ttl_seconds (inherited) is the ceiling for a record's TTL; min_ttl_seconds the
     floor; negative answers (NXDOMAIN, NODATA) live for their SOA minimum clamped to

@@ -41,7 +41,7 @@ def _endpoint_url(name: str, url: object) -> str:
     return scheme + (rest if "?" in rest else rest.rstrip("/"))
 
 
-@dataclass(repr=False)  # CacheConfig's __repr__: secrets redacted
+@dataclass(repr=False, eq=False)  # CacheConfig's __repr__ (secrets redacted) and __eq__
 class VulnDBConfig(CacheConfig):
     """Vulnerability settings. Empty results live negative_ttl_seconds; records are kept
     stale_ttl_seconds past expiry to answer while an API is down. NVD allows nvd_rate_limit
