@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 #: What a sync read and write of an unsigned disk cache never needs: get-or-compute (refresh.py and
-#: random under it), the memory backend, HMAC and OpenSSL's hashes (only a signing cache), asyncio.
+#: random under it), the memory backend, HMAC and OpenSSL's hashes (only a signing cache), asyncio,
+#: and zstandard while no value is compressed (small ones, and large ones set with compress=False).
 NOT_FOR_SYNC_DISK_USE = ("scancache.cache.refresh", "scancache.cache.memory", "random", "hmac", "hashlib",
-                         "_hashlib", "asyncio")
+                         "_hashlib", "asyncio", "zstandard", "platform")
 
 
 def _modules_after(code: str, tmp_path: Path) -> set[str]:
@@ -61,6 +62,8 @@ def test_sync_reads_and_writes_of_a_disk_cache_import_no_compute_hmac_or_event_l
         "assert cache.get('a') == {'x': 1}\n"
         "assert cache.get_many(['a', 'b', 'c', 'd']) == {'a': {'x': 1}, 'b': [1, 2], 'c': 'three'}\n"
         "assert cache.get_entries(['a'])['a'].value == {'x': 1}\n"
+        "big = ['GHSA-xxxx-yyyy-zzzz'] * 1000\n"
+        "assert cache.set_many({'big': big}, 60, compress=False) and cache.get('big') == big\n"
         "cache.close()",
         tmp_path)
     assert "scancache.cache.sqlite" in modules  # the listing is real: the backend is in it

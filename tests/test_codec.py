@@ -101,3 +101,10 @@ def test_a_zstd_bomb_without_declared_size_is_refused():
 def test_integers_outside_64_bits_are_a_clear_type_error():
     with pytest.raises(TypeError, match="64-bit"):
         Codec().encode("k", 2**64, 1, 2)
+
+
+def test_compress_false_leaves_a_large_value_uncompressed_and_readable():
+    codec = Codec(compression_threshold=16, signing_key="k" * 16)
+    plain = codec.encode("k", "x" * 5000, 1, 2, compress=False)
+    assert plain[3] & 1 == 0 and len(plain) > 5000
+    assert codec.decode("k", plain) == ("x" * 5000, 1.0, 2.0)

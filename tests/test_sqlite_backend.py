@@ -458,3 +458,19 @@ async def test_async_write_never_blocks_the_loop_on_a_locked_file(make_cache):
     finally:
         holder.close()
     assert await cache.aget("k") == "v" and await cache.aget("warm") is None
+
+
+async def test_compress_false_stores_large_values_uncompressed_through_every_write(make_cache):
+    cache = make_cache()
+    big = {"ids": [[f"GHSA-{i:04d}", "2024-01-01T00:00:00Z"] for i in range(200)]}  # ~7 KB packed
+    assert cache.set("plain", big, 60, compress=False)
+    assert cache.set("tagged", big, 60, tags=["t"], compress=False)
+    assert cache.set_many({"many": big}, 60, compress=False)
+    assert await cache.aset("aplain", big, 60, compress=False)
+    assert await cache.aset("atagged", big, 60, tags=["t"], compress=False)
+    assert await cache.aset_many({"amany": big}, 60, compress=False)
+    assert cache.set("default", big, 60)
+    uncompressed = ["plain", "tagged", "many", "aplain", "atagged", "amany"]
+    flags = {key: cache.backend.get(key)[3] for key in [*uncompressed, "default"]}
+    assert flags == {**dict.fromkeys(uncompressed, 0), "default": 1}  # bit 1: zstd
+    assert cache.get_many([*uncompressed, "default"]) == dict.fromkeys([*uncompressed, "default"], big)

@@ -82,16 +82,16 @@ class AsyncCacheAPI(CacheBase):
             self.stats.record_latency("get", time.perf_counter_ns() - start)
         return entry
 
-    async def aset(self, key: str, value: Any, ttl: TTL = None, *,
-                   stale_ttl: float | None = None, tags: Iterable[str] | None = None) -> bool:
+    async def aset(self, key: str, value: Any, ttl: TTL = None, *, stale_ttl: float | None = None,
+                   tags: Iterable[str] | None = None, compress: bool = True) -> bool:
         """Async set (a tagged set runs in a thread unless the cache is memory-only)."""
         if tags is not None:
             from scancache.cache.tags import set_tagged
 
             if self._memory_only:
-                return set_tagged(self, key, value, ttl, stale_ttl, tags)
-            return await to_thread(set_tagged, self, key, value, ttl, stale_ttl, tags)
-        made = self._make(key, value, ttl, stale_ttl)
+                return set_tagged(self, key, value, ttl, stale_ttl, tags, compress)
+            return await to_thread(set_tagged, self, key, value, ttl, stale_ttl, tags, compress)
+        made = self._make(key, value, ttl, stale_ttl, compress)
         if made is None:  # a zero lifetime: the old value goes
             try:
                 await self.backend.adelete(key)
@@ -140,9 +140,9 @@ class AsyncCacheAPI(CacheBase):
         return self._collect(keys, found, as_entry=True)
 
     async def aset_many(self, mapping: Mapping[str, Any], ttl: TTL = None, *,
-                        stale_ttl: float | None = None) -> bool:
+                        stale_ttl: float | None = None, compress: bool = True) -> bool:
         """Async set_many (one pipeline on Redis)."""
-        items, dead = self._items(mapping, ttl, stale_ttl)
+        items, dead = self._items(mapping, ttl, stale_ttl, compress)
         try:
             await self.backend.aset_many(items)
             for key in dead:

@@ -134,10 +134,11 @@ class CacheBase:
             raise ValueError(f"stale_ttl must be a finite number of seconds >= 0, got {stale!r}")
         return (float(seconds) if seconds < ceiling else float(ceiling)), float(stale)
 
-    def _make(self, key: str, value: Any, ttl: Any, stale_ttl: Any
+    def _make(self, key: str, value: Any, ttl: Any, stale_ttl: Any, compress: bool = True
               ) -> tuple[Record, bytes | None] | None:
         """(record, blob) to store for key, or None for a zero lifetime. ttl is a TTL and stale_ttl a
-        float | None, typed Any because the fast path checks them by type() identity (no narrowing)."""
+        float | None, typed Any because the fast path checks them by type() identity (no narrowing);
+        compress=False: the blob is never compressed (see Cache.set)."""
         if type(key) is not str and not isinstance(key, str):
             raise TypeError(f"cache keys are str, got {type(key).__name__}")
         kind = type(ttl)
@@ -154,7 +155,7 @@ class CacheBase:
         expires_at = self.clock() + seconds
         stale_until = expires_at + stale
         if self._wants_blob:
-            blob = self.codec.encode(key, value, expires_at, stale_until)
+            blob = self.codec.encode(key, value, expires_at, stale_until, compress)
             # A hybrid's memory tier holds the decoded value: count that, not the compressed blob.
             nbytes = self._size_of(value) if self._holds_records else len(blob)
             return _record(Record, (value, expires_at, stale_until, nbytes)), blob
@@ -341,12 +342,12 @@ class CacheBase:
         self.stats.hits += hits
         return out
 
-    def _items(self, mapping: Mapping[str, Any], ttl: TTL, stale_ttl: float | None
-               ) -> tuple[list[WriteItem], list[str]]:
+    def _items(self, mapping: Mapping[str, Any], ttl: TTL, stale_ttl: float | None,
+               compress: bool = True) -> tuple[list[WriteItem], list[str]]:
         """(entries to store, keys whose zero lifetime means their old value must go)."""
         items, dead = [], []
         for key, value in mapping.items():
-            made = self._make(key, value, ttl, stale_ttl)
+            made = self._make(key, value, ttl, stale_ttl, compress)
             if made is None:
                 dead.append(key)
             else:

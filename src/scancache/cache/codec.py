@@ -83,11 +83,14 @@ class Codec:
         no faster for the small values of the hot paths, and 2-3x slower for larger ones)."""
         return len(self._pack(value))
 
-    def encode(self, key: str, value: Any, expires_at: float, stale_until: float) -> bytes:
-        """Bytes for one entry; raises TypeError for values that cannot be cached."""
+    def encode(self, key: str, value: Any, expires_at: float, stale_until: float,
+               compress: bool = True) -> bytes:
+        """Bytes for one entry; raises TypeError for values that cannot be cached. compress=False:
+        never compressed, whatever its size (see Cache.set)."""
         body = self._pack([expires_at, stale_until, value])
         flags = 0
-        if self.compression_threshold is not None and len(body) >= self.compression_threshold:
+        if (compress and self.compression_threshold is not None
+                and len(body) >= self.compression_threshold):
             compressed = self._compressor().compress(body)
             if len(compressed) < len(body):
                 body, flags = compressed, flags | _FLAG_ZSTD

@@ -48,25 +48,29 @@ class Cache(AsyncCacheAPI):
 
     # ------------------------------------------------------------------ sync API
     def set(self, key: str, value: Any, ttl: TTL = None, *, stale_ttl: float | None = None,
-            tags: Iterable[str] | None = None) -> bool:
+            tags: Iterable[str] | None = None, compress: bool = True) -> bool:
         """Store value for ttl seconds (default and ceiling: ttl_seconds) plus stale_ttl.
 
         Returns False if the backend failed (logged, counted); raises TypeError/ValueError for a
         key, value or ttl that can never be stored. tags: names that invalidate_tag(tag) removes
-        this entry by (see cache/tags.py).
+        this entry by (see cache/tags.py). compress=False stores the value uncompressed whatever
+        its size (byte backends; config.compression_threshold_bytes decides otherwise): for values
+        read on every run, which then cost no decompression, and a process that reads only such
+        values never imports zstandard (~2.5 ms of a warm CLI run).
         """
         if tags is not None:
             from scancache.cache.tags import set_tagged
 
-            return set_tagged(self, key, value, ttl, stale_ttl, tags)
+            return set_tagged(self, key, value, ttl, stale_ttl, tags, compress)
         self._set_countdown -= 1
         if self._set_countdown <= 0:
             self._set_countdown = self._sample_every
-            return self._timed("set", self._set, key, value, ttl, stale_ttl)
-        return self._set(key, value, ttl, stale_ttl)
+            return self._timed("set", self._set, key, value, ttl, stale_ttl, compress)
+        return self._set(key, value, ttl, stale_ttl, compress)
 
-    def _set(self, key: str, value: Any, ttl: TTL, stale_ttl: float | None) -> bool:
-        made = self._make(key, value, ttl, stale_ttl)
+    def _set(self, key: str, value: Any, ttl: TTL, stale_ttl: float | None,
+             compress: bool = True) -> bool:
+        made = self._make(key, value, ttl, stale_ttl, compress)
         if made is None:  # a zero lifetime: the write is "nothing cached", so the old value goes
             try:
                 self.backend.delete(key)
@@ -106,10 +110,11 @@ class Cache(AsyncCacheAPI):
         return out
 
     def set_many(self, mapping: Mapping[str, Any], ttl: TTL = None, *,
-                 stale_ttl: float | None = None) -> bool:
-        """Store every item (one transaction on SQLite, one pipeline on Redis); False on failure."""
+                 stale_ttl: float | None = None, compress: bool = True) -> bool:
+        """Store every item (one transaction on SQLite, one pipeline on Redis); False on failure.
+        compress: as for set."""
         start = time.perf_counter_ns()
-        items, dead = self._items(mapping, ttl, stale_ttl)
+        items, dead = self._items(mapping, ttl, stale_ttl, compress)
         try:
             self.backend.set_many(items)
             for key in dead:

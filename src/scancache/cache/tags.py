@@ -214,12 +214,13 @@ def invalidate_tag(cache: Any, tag: str) -> int:
 
 
 
-def set_tagged(cache: Any, key: str, value: Any, ttl: Any, stale_ttl: float | None, tags: Iterable[str]
-               ) -> bool:
+def set_tagged(cache: Any, key: str, value: Any, ttl: Any, stale_ttl: float | None, tags: Iterable[str],
+               compress: bool = True) -> bool:
     """Cache.set with tags: False (logged, counted) when the backend failed, TypeError for bad tags."""
     names = check_tags(tags)
     try:
-        return bool(register_tags(cache, key, names, lambda: cache._set(key, value, ttl, stale_ttl)))
+        return bool(register_tags(cache, key, names,
+                                  lambda: cache._set(key, value, ttl, stale_ttl, compress)))
     except (TypeError, ValueError):
         raise
     except Exception as exc:

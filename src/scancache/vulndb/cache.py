@@ -11,6 +11,8 @@ both for cve_id queries), so an answer from one server is never served for anoth
 - `d:<source>:<key>` -> what an audit derived from records (each package's findings), keyed by the
   package and the (id, modified) of every record it was derived from, so a changed record is a new
   key: a warm audit reads these instead of decoding every record (scancache.vulndb.audit).
+OSV answers and derived findings, which every warm audit reads, are stored uncompressed
+(compress=False: such a run then never imports zstandard); records keep the configured compression.
 Empty answers are cached for negative_ttl_seconds. Entries outlive their TTL by stale_ttl_seconds,
 and a stale answer is served (result.stale is True) when the API is down. The offline mirror is a
 source of its own: its answers never go through this cache.
@@ -243,7 +245,7 @@ class VulnerabilityDBCache:
         await self._records.store(records)
         if not skipped:  # an answer missing a skipped advisory must not be served later as whole
             value = {"ids": [[r["id"], r["modified"]] for r in records]}
-            await self.cache.aset(key, value, self._query_ttl(value))
+            await self.cache.aset(key, value, self._query_ttl(value), compress=False)
         return VulnResult(records, source="osv", skipped=list(skipped.items()))
 
     async def _records_for(self, value: Any, *, stale_ok: bool
@@ -324,14 +326,15 @@ class VulnerabilityDBCache:
         """Store {key: value} for derived() (one set_many), for as long as records live."""
         if values:
             prefix = self._derived_prefix
-            self.cache.set_many({prefix + k: v for k, v in values.items()}, self.config.ttl_seconds)
+            self.cache.set_many({prefix + k: v for k, v in values.items()}, self.config.ttl_seconds,
+                                compress=False)
 
     async def astore_derived(self, values: dict[str, Any]) -> None:
         """store_derived from a coroutine (the event loop never waits on a locked file)."""
         if values:
             prefix = self._derived_prefix
             await self.cache.aset_many({prefix + k: v for k, v in values.items()},
-                                       self.config.ttl_seconds)
+                                       self.config.ttl_seconds, compress=False)
 
     def _answers(self, fresh: dict[str, Any], new_values: dict[str, Any],
                  found: dict[str, dict[str, Any]], skipped: dict[str, str]) -> dict[str, VulnResult]:
@@ -389,7 +392,8 @@ class VulnerabilityDBCache:
         negative = {k: v for k, v in new_values.items() if not v["ids"]}
         for group in (positive, negative):
             if group:
-                await self.cache.aset_many(group, self._query_ttl(next(iter(group.values()))))
+                await self.cache.aset_many(group, self._query_ttl(next(iter(group.values()))),
+                                           compress=False)
         answers = self._answers(fresh, new_values, found, skipped)
         for q, result in zip(singles, single_answers, strict=True):
             answers[self._query_key(q)] = result
