@@ -270,3 +270,75 @@ def test_the_fix_of_a_finding_is_the_first_fixed_version_above_its_pin(osv_recor
         above = _fixed_above(pin, fixed)
         assert _first_fixed_above(pin, fixed) == (above[0] if above else None), (pin, fixed)
 
+
+
+def _lax_versions(count: int, seed: int) -> list[str]:
+    """Versions spelled every way PEP 440 allows (and some it does not): case, separators, implicit
+    numbers, post-release forms, a leading v, epochs, local parts, white space, non-ASCII digits."""
+    import random
+
+    rng = random.Random(seed)
+
+    def sep() -> str:
+        return rng.choice(["", "", ".", "-", "_", "--", " "])
+
+    def case(text: str) -> str:
+        return "".join(c.upper() if rng.random() < 0.3 else c for c in text)
+
+    out = set()
+    while len(out) < count:
+        text = rng.choice(["", "", "", "v", "V"]) + ".".join(
+            rng.choice(["0", "00", "1", "2", "10", "007"]) for _ in range(rng.randint(1, 4)))
+        if rng.random() < 0.5:
+            text += sep() + case(rng.choice(["a", "b", "rc", "c", "alpha", "beta", "pre", "preview"])) \
+                + sep() + rng.choice(["", "0", "1", "01"])
+        if rng.random() < 0.4:
+            text += rng.choice(["-1", "-", "-0"]) if rng.random() < 0.3 else \
+                sep() + case(rng.choice(["post", "rev", "r", "p"])) + sep() + rng.choice(["", "1", "3"])
+        if rng.random() < 0.4:
+            text += sep() + case(rng.choice(["dev", "d"])) + sep() + rng.choice(["", "0", "10"])
+        text = rng.choice([text] * 30 + ["1!" + text, text + "+local.1", " " + text, text + "\n",
+                                         text.replace("1", "\u0661")])
+        out.add(text)
+    return sorted(out)
+
+
+def test_versions_read_without_packaging_are_what_packaging_reads():
+    from packaging.utils import canonicalize_version
+    from packaging.version import InvalidVersion, Version
+
+    from scancache.vulndb.inputs.base import pep440_key
+    from scancache.vulndb.query import _pep440_normal
+    from scancache.vulndb.ranges import canonical_pep440, pep440_normal, pep440_order
+
+    versions = _lax_versions(6000, seed=14)
+    read = 0
+    for text in versions:
+        try:
+            parsed: Version | None = Version(text)
+        except InvalidVersion:
+            parsed = None
+        if pep440_normal(text) is not None or pep440_order(text) is not None:
+            assert parsed is not None and pep440_normal(text) in (None, str(parsed)), text
+            read += 1
+        assert canonical_pep440(text) == (text if parsed is None else canonicalize_version(text)), text
+        assert pep440_key(text) == (None if parsed is None else canonicalize_version(text)), text
+        assert _pep440_normal(text) == (text if parsed is None else str(parsed)), text
+    assert read > 1000  # the fast path was taken, not just the parser
+
+
+def test_versions_read_without_packaging_order_as_packaging_orders_them():
+    import random
+
+    from packaging.version import Version
+
+    from scancache.vulndb.ranges import pep440_order
+
+    keyed = [v for v in _lax_versions(3000, seed=15) if pep440_order(v) is not None]
+    assert len(keyed) > 500
+    rng = random.Random(16)
+    for _ in range(30000):
+        a, b = rng.choice(keyed), rng.choice(keyed)
+        key_a, key_b = pep440_order(a), pep440_order(b)
+        assert key_a is not None and key_b is not None
+        assert (key_a < key_b, key_a == key_b) == (Version(a) < Version(b), Version(a) == Version(b)), (a, b)

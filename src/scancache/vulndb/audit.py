@@ -12,7 +12,6 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +219,8 @@ def _version_order(version: str) -> tuple[int, Any, str]:
 
 def _fixed_above(version: str, fixed: Iterable[str]) -> list[str]:
     """The versions of fixed (in their order) above version; all of them when version is no PEP 440
-    version. Plain releases ("1.2.3", most of them) compare as int tuples, without parsing."""
+    version. Releases ("1.2.3", most of them) and versions in normal form ("2.0rc1") compare by
+    ranges.pep440_order, without packaging's parser."""
     return list(_iter_fixed_above(version, fixed))
 
 
@@ -231,17 +231,17 @@ def _first_fixed_above(version: str, fixed: Iterable[str]) -> str | None:
 
 
 def _iter_fixed_above(version: str, fixed: Iterable[str]) -> Iterator[str]:
-    from scancache.vulndb.ranges import pep440
+    from scancache.vulndb.ranges import pep440, pep440_order
 
-    plain = _plain_key(version)
-    if plain is None:
+    mine = pep440_order(version)
+    if mine is None:
         current = pep440(version)
         yield from (v for v in fixed if current is None or ((p := pep440(v)) is not None and p > current))
         return
     for candidate in fixed:
-        order = _plain_key(candidate)
+        order = pep440_order(candidate)
         if order is not None:
-            if order > plain:
+            if order > mine:
                 yield candidate
         elif (parsed := pep440(candidate)) is not None and parsed > pep440(version):
             yield candidate
@@ -249,8 +249,10 @@ def _iter_fixed_above(version: str, fixed: Iterable[str]) -> Iterator[str]:
 
 def _newer(version: str, than: str) -> bool:
     """version orders after than (PEP 440; a version that is not PEP 440 after every one that is)."""
-    mine, theirs = _plain_key(version), _plain_key(than)
-    if mine is not None and theirs is not None:
+    from scancache.vulndb.ranges import pep440_order
+
+    mine, theirs = pep440_order(version), pep440_order(than)
+    if mine is not None and theirs is not None:  # "1.2.3", "2.0rc1": compared without parsing
         return mine > theirs
     return _version_order(version) > _version_order(than)
 
@@ -260,13 +262,6 @@ def _plain_release_order(version: str) -> tuple[int, ...]:
     while len(parts) > 1 and parts[-1] == 0:  # 1.0 == 1.0.0 in PEP 440: equal keys, stable order
         parts.pop()
     return tuple(parts)
-
-
-@lru_cache(maxsize=16384)
-def _plain_key(version: str) -> tuple[int, ...] | None:
-    """_plain_release_order(version) for a plain release ("1.2.3"), else None. Memoised: a report's
-    fixes compare each pin and fixed version many times (1,240 calls for 300 pins' 512 findings)."""
-    return _plain_release_order(version) if _PLAIN_RELEASE.match(version) else None
 
 
 def _sort_versions(versions: Iterable[str]) -> tuple[str, ...]:

@@ -165,6 +165,11 @@ def _pep440_canonical(version: str) -> str:
 def _pep440_normal(version: str) -> str:
     if _PLAIN_RELEASE.match(version):
         return version
+    from scancache.vulndb.ranges import pep440_normal
+
+    normal = pep440_normal(version)  # "2.0rc1", "0.9.7b" -> "0.9.7b0" without packaging's parser
+    if normal is not None:
+        return normal
     from packaging.version import InvalidVersion, Version
 
     try:

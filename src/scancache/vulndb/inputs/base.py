@@ -123,8 +123,10 @@ def pep440_key(version: str) -> str | None:
         while len(parts) > 1 and parts[-1].lstrip("0") == "":
             parts.pop()
         return ".".join(str(int(p)) for p in parts)
-    from scancache.vulndb.ranges import canonical_pep440, pep440
+    from scancache.vulndb.ranges import canonical_pep440, pep440, pep440_normal
 
+    if pep440_normal(version) is not None:  # "2.0rc1", "0.9.7b": valid, read without the parser
+        return canonical_pep440(version)
     return None if pep440(version) is None else canonical_pep440(version)
 
 
