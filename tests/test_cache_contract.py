@@ -100,6 +100,22 @@ def test_stale_window_serves_flagged_entries(make_cache):
     assert cache.get_stats()["stale_hits"] == 1
 
 
+def test_an_entry_is_an_immutable_value_with_its_times(make_cache):
+    cache = make_cache()
+    cache.set("k", {"v": 1}, ttl=10, stale_ttl=20)
+    now = cache.clock()
+    entry = cache.get_entry("k")
+    assert entry is not None
+    assert (entry.value, entry.is_stale) == ({"v": 1}, False)
+    assert entry.stale_until - entry.expires_at == pytest.approx(20)
+    assert entry.ttl_remaining(now) == pytest.approx(10)
+    assert entry == cache.get_entries(["k"])["k"]
+    assert repr(entry).startswith("CacheEntry(value={'v': 1}, expires_at=")
+    with pytest.raises(AttributeError):
+        entry.value = "changed"  # type: ignore[misc]
+    assert entry._replace(is_stale=True).is_stale and not entry.is_stale
+
+
 def test_zero_ttl_stores_nothing_and_negative_ttl_is_rejected(make_cache):
     cache = make_cache()
     cache.set("k", "old")

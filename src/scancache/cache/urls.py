@@ -8,7 +8,6 @@ transcript. Only the standard library: importing this costs nothing.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -81,6 +80,8 @@ def _is_secret_field(name: str) -> bool:
 def redacted_repr(config: Any) -> str:
     """A dataclass's repr with its secrets hidden: fields named *_key/*password/*token/*secret
     show ***, URLs lose their credentials. Configs use it as their __repr__."""
+    import dataclasses  # here: a run that never shows a config does not import it (nor inspect)
+
     shown = []
     for field in dataclasses.fields(config):
         if not field.repr:
