@@ -18,9 +18,13 @@ from scancache.testing.osv_server import OSVTestServer
 
 #: Modules the CLI's own code no longer imports on a warm, clean audit (other areas' modules have
 #: their own guards in test_audit_startup.py): logging (nothing is logged), the settings of the DNS
-#: and lazy-loading sections, and scancache.config (the CLI layers settings with scancache._settings).
+#: and lazy-loading sections, scancache.config (the CLI layers settings with scancache._settings)
+#: and what inspect imports (dataclasses imports inspect, whose code the CLI defers to its first use:
+#: none here). locale (argparse's catalog look-up) has its own test below: it depends on the Python.
 CLI_NOT_ON_A_WARM_RUN = ("logging", "traceback", "scancache.config", "scancache.dns.config",
-                         "scancache.lazyload.config", "scancache.dns", "scancache.lazyload")
+                         "scancache.lazyload.config", "scancache.dns", "scancache.lazyload", "ast", "dis",
+                         "tokenize", "linecache")
+
 
 REQUIREMENTS = "jinja2==3.1.6\nrequests==2.32.3\nidna==3.10\n"
 
