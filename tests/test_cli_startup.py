@@ -168,3 +168,20 @@ print("locale" in sys.modules)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**_env(), "LANG": "de_DE.UTF-8"}, timeout=60, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_warm_clean_audit_never_runs_the_modules_it_defers(osv_server: OSVTestServer,
+                                                            warm: tuple[Path, Path]) -> None:
+    requirements, cache_dir = warm
+    code = f"""
+import sys
+from scancache.cli.main import _SELDOM_USED, main
+code = main(["audit", "-r", {str(requirements)!r}, "--osv-url", {osv_server.url!r},
+             "--cache-dir", {str(cache_dir)!r}])
+print(code, {{name: type(sys.modules.get(name)).__name__ for name in _SELDOM_USED}})
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
+                          timeout=60, check=True)
+    assert osv_server.total_requests == 0
+    assert done.stdout.splitlines()[-1] == ("0 {'inspect': '_Deferred', 'ipaddress': '_Deferred', "
+                                            "'copy': '_Deferred'}")

@@ -107,3 +107,12 @@ def test_a_module_that_fails_fails_as_its_import_would(tmp_path: Path) -> None:
             print("again", exc)
     """, cwd=tmp_path)
     assert out.splitlines() == ["True", "raised no False", "again no"]
+
+
+def test_extension_modules_are_never_deferred() -> None:
+    out = _run("""
+        import sys
+        from scancache._deferred import defer
+        print(defer("_sqlite3" if "_sqlite3" not in sys.modules else "_decimal"), defer("math"))
+    """)
+    assert out.split() == ["False", "False"]

@@ -54,8 +54,8 @@ class _Deferred(ModuleType):
 
 def defer(name: str) -> bool:
     """Put a stand-in for the top-level module name in sys.modules (True), unless it is imported
-    already or is not a module its finder loads from a file (a package, a built-in: False, nothing
-    changed)."""
+    already or is not a plain Python module (a package, a built-in or extension module: False,
+    nothing changed)."""
     if name in sys.modules or "." in name:
         return False
     for finder in sys.meta_path:
@@ -65,7 +65,10 @@ def defer(name: str) -> bool:
             break
     else:
         return False
-    if (spec.loader is None or not hasattr(spec.loader, "exec_module") or not spec.has_location
+    from importlib.machinery import SourceFileLoader, SourcelessFileLoader
+
+    # Python code only: an extension module's object is made by its own initialisation, not ours.
+    if (not isinstance(spec.loader, SourceFileLoader | SourcelessFileLoader)
             or spec.submodule_search_locations is not None):
         return False
     module = _Deferred(name)

@@ -417,9 +417,11 @@ def _collect_warnings() -> None:
         ours.addHandler(handler)
 
 
-#: Modules that the commands' imports import but a run seldom uses: dataclasses imports inspect
-#: (with ast, dis, tokenize: ~6 % of a warm audit) to write docstrings no scancache class needs.
-_SELDOM_USED = ("inspect",)
+#: Modules that the commands' imports import but a run seldom uses (each checked by a warm audit,
+#: whose instructions it cuts): dataclasses imports inspect (with ast, dis, tokenize: ~6 %) to write
+#: docstrings no scancache class needs, and copy for asdict(); urllib.parse imports ipaddress
+#: (~1.5 %) for URLs with a [bracketed] host.
+_SELDOM_USED = ("inspect", "ipaddress", "copy")
 
 
 def _defer_seldom_used() -> None:
