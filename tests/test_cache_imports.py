@@ -15,9 +15,10 @@ from pathlib import Path
 
 #: What a sync read and write of an unsigned disk cache never needs: get-or-compute (refresh.py and
 #: random under it), the memory backend, HMAC and OpenSSL's hashes (only a signing cache), asyncio,
-#: and zstandard while no value is compressed (small ones, and large ones set with compress=False).
+#: zstandard while no value is compressed (small ones, and large ones set with compress=False), and
+#: the URL redaction (only a backend error's log line needs it).
 NOT_FOR_SYNC_DISK_USE = ("scancache.cache.refresh", "scancache.cache.memory", "random", "hmac", "hashlib",
-                         "_hashlib", "asyncio", "zstandard", "platform")
+                         "_hashlib", "asyncio", "zstandard", "platform", "scancache.cache.urls")
 
 
 def _modules_after(code: str, tmp_path: Path) -> set[str]:
@@ -100,13 +101,14 @@ def test_key_digests_are_hashlib_sha256_without_importing_hashlib(tmp_path: Path
     assert "scancache.cache.digest" in modules
 
 
-def test_the_cache_modules_a_warm_read_loads_do_not_import_dataclasses(tmp_path: Path) -> None:
-    # dataclasses imports inspect (and ast, dis, tokenize under it): ~9% of a warm audit's instructions
-    # while anything on its path still needs it. CacheConfig (cache_config.py) is one such.
+def test_the_cache_modules_a_warm_read_loads_do_not_import_dataclasses_or_inspect(
+        tmp_path: Path) -> None:
+    # dataclasses imports inspect (and ast, dis, tokenize under it): ~10% of a warm audit's
+    # instructions while anything on its path still needs it. CacheConfig (cache_config.py) is one.
     modules = _modules_after(
         "import scancache.cache.entry, scancache.cache.backend, scancache.cache.codec\n"
         "import scancache.cache.stats, scancache.cache.singleflight, scancache.cache.urls\n"
         "import scancache.cache.digest, scancache.cache.sqlite",
         tmp_path)
     assert "scancache.cache.sqlite" in modules
-    assert "dataclasses" not in modules
+    assert "dataclasses" not in modules and "inspect" not in modules

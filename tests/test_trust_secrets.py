@@ -111,6 +111,20 @@ def test_log_lines_and_metrics_of_a_failing_redis_cache_hide_the_password(caplog
         cache.close()
 
 
+def test_a_backend_errors_log_line_hides_the_url_credentials_in_its_message(caplog):
+    from scancache.cache.memory import MemoryBackend
+
+    class Failing(MemoryBackend):
+        def get(self, key):
+            raise ConnectionError(f"cannot reach redis://:{SECRET}@10.0.0.1:6379/0: refused")
+
+    cache = Cache(backend=Failing(10, 10_000))
+    with caplog.at_level(logging.WARNING, logger="scancache"):
+        assert cache.get("k") is None  # a failing read is a counted miss, logged once
+    assert "redis://:***@10.0.0.1:6379/0: refused" in caplog.text and SECRET not in caplog.text
+    assert cache.get_stats()["errors"] == 1
+
+
 # ---------------------------------------------------------------------- OSV URLs: -v, joins, schemes
 def _no_retry_env(tmp_path) -> dict[str, str]:
     """This environment without SCANCACHE_*, a private cache and one attempt per request (no backoff)."""

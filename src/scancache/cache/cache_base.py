@@ -19,7 +19,6 @@ from scancache.cache.codec import Codec, CorruptEntry
 from scancache.cache.entry import _MISSING, TTL, CacheEntry
 from scancache.cache.singleflight import AsyncSingleFlight, SingleFlight
 from scancache.cache.stats import SAMPLE_EVERY, CacheStats
-from scancache.cache.urls import redact_text
 from scancache.cache_config import CacheConfig
 
 __all__ = ["CacheBase"]
@@ -49,6 +48,8 @@ class _BurstLog:
         if now < self.quiet_until:
             self.suppressed += 1
             return
+        from scancache.cache.urls import redact_text  # here: a run without errors never needs it
+
         extra = f" ({self.suppressed} more suppressed)" if self.suppressed else ""
         log.warning("cache %s: %s failed: %s: %s%s", self.name, operation,
                     type(exc).__name__, redact_text(str(exc)), extra)

@@ -7,7 +7,6 @@ retry and one of them becomes the new leader, so one cancellation does not fail 
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +18,8 @@ _NO_WAITERS = object()
 
 async def call_factory(factory: Callable[[], Any]) -> Any:
     """Call factory; await the result when it is awaitable (sync and async factories both work)."""
+    import inspect  # here: a process that never computes through the cache never imports it
+
     result = factory()
     if inspect.isawaitable(result):
         result = await result

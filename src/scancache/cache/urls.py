@@ -18,7 +18,9 @@ REDACTED = "***"
 #: Query parameters whose value is a secret (redis-py reads ?password=; APIs take keys and tokens).
 _SECRET_PARAMS = frozenset(("password", "pass", "passwd", "pwd", "token", "secret", "key", "apikey",
                             "api_key", "access_token", "auth"))
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+#: A pattern, compiled (and cached by re) at redact_text's first URL: importing this module for
+#: redact_url alone does not pay for the compile (~1 ms).
+_URL_IN_TEXT = r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+"
 
 
 def redact_url(url: str) -> str:
@@ -62,7 +64,7 @@ def redact_text(text: str) -> str:
     """text with every URL in it redacted (for exception messages and log lines)."""
     if "://" not in text:
         return text
-    return _URL_IN_TEXT.sub(_redact_match, text)
+    return re.sub(_URL_IN_TEXT, _redact_match, text)
 
 
 def _redact_match(match: re.Match[str]) -> str:
