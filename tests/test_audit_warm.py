@@ -215,23 +215,6 @@ def test_fixed_versions_above_a_pin_are_what_pep440_parsing_says(osv_records):
         assert _newer(a, b) == (_version_order(a) > _version_order(b)), (a, b)
 
 
-def test_a_finding_rebuilt_from_the_cache_is_the_finding_its_constructor_makes():
-    import dataclasses
-
-    from scancache.vulndb.audit import _FINDING_FIELDS, Finding, _new_finding
-
-    assert tuple(f.name for f in dataclasses.fields(Finding)) == _FINDING_FIELDS  # every field, in order
-    values = ("Jinja2", "2.4", "PYSEC-2014-8", ("CVE-2014-1402",), ("2.7.2",), "summary", "medium", 4.4,
-              "CVSS:3.1/AV:L", "requirements.txt:3", "PyPI")
-    built, made = _new_finding(values), Finding(*values)
-    assert type(built) is Finding
-    assert built == made and hash(built) == hash(made) and repr(built) == repr(made)
-    assert list(vars(built).items()) == list(vars(made).items())
-    assert dataclasses.asdict(built) == dataclasses.asdict(made)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        built.id = "other"  # type: ignore[misc]  # frozen, as the constructor's
-
-
 def test_the_json_report_text_is_json_dumps_of_each_item_one_a_line():
     import json
 
@@ -342,3 +325,82 @@ def test_versions_read_without_packaging_order_as_packaging_orders_them():
         key_a, key_b = pep440_order(a), pep440_order(b)
         assert key_a is not None and key_b is not None
         assert (key_a < key_b, key_a == key_b) == (Version(a) < Version(b), Version(a) == Version(b)), (a, b)
+
+
+def _reference_dataclass(cls: type) -> type:
+    """cls declared the usual way: the same fields (defaults, factories) and the dataclass flags
+    cls keeps (frozen, slots), with __init__, __repr__ and __eq__ (and __hash__) generated."""
+    import dataclasses
+
+    params = cls.__dataclass_params__  # type: ignore[attr-defined]
+    spec = [(f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory))
+            for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    reference = dataclasses.make_dataclass(cls.__name__, spec, frozen=params.frozen,
+                                           slots="__slots__" in cls.__dict__)
+    reference.__qualname__ = cls.__qualname__
+    return reference
+
+
+def _value_types() -> list[tuple[type, tuple[object, ...], tuple[object, ...]]]:
+    """(type, arguments, other arguments) of each type scancache.vulndb._values serves."""
+    import datetime
+
+    from scancache.vulndb.audit import AuditReport, Finding
+    from scancache.vulndb.inputs.base import ParsedInput, Requirement, Skipped
+    from scancache.vulndb.outputs import OutputContext
+    from scancache.vulndb.policy import IgnoreRule, Policy, PolicyOutcome
+    from scancache.vulndb.query import Query
+
+    req = Requirement("Jinja2", "jinja2", "2.4", 3, "r.txt")
+    finding = Finding("Jinja2", "2.4", "PYSEC-1", ("CVE-1",), ("2.7",), "s", "high", 7.5, "CVSS", "r.txt:3")
+    return [
+        (Requirement, ("Jinja2", "jinja2", "2.4", 3), ("Jinja2", "jinja2", "2.4", 3, "r.txt", "npm")),
+        (Skipped, (3, "-e .", "editable"), (3, "-e .", "editable", "editable", "r.txt")),
+        (ParsedInput, (), ([req], [], ["r.txt"], 2, "uv.lock")),
+        (Finding, ("p", "1", "X-1", (), ()),
+         ("p", "1", "X-1", ("A",), ("2",), "s", "low", None, "", "l", "npm")),
+        (IgnoreRule, ("CVE-1",), ("CVE-1", "why", datetime.date(2026, 1, 1), True, "cfg", "jinja2")),
+        (Policy, (), ([IgnoreRule("CVE-1")], "high", {("jinja2", "CVE-1")}, "old.json")),
+        (PolicyOutcome, ([], [], []), ([finding], [(finding, "why")], ["note"])),
+        (OutputContext, (), ("1.0", [(finding, "why")], ["note"], [("a", "1", "2")])),
+        (Query, ("package",), ("package", "PyPI", "jinja2", "2.4", None, None, None, None)),
+        (AuditReport, (), ([req], [finding], [], 2, [("X", "bad")], ["r.txt"], "uv.lock")),
+    ]
+
+
+@pytest.mark.parametrize("index", range(10))
+def test_a_value_type_behaves_as_the_dataclass_it_declares(index):
+    import dataclasses
+    import inspect
+
+    cls, args, other = _value_types()[index]
+    reference = _reference_dataclass(cls)
+    def parameters(of: type) -> list[tuple[str, object, str]]:
+        return [(p.name, p.kind, repr(p.default)) for p in inspect.signature(of).parameters.values()]
+
+    assert parameters(cls) == parameters(reference)  # names, order, defaults ("<factory>" too)
+    assert cls.__match_args__ == reference.__match_args__  # type: ignore[attr-defined]
+    for given in (args, other):
+        mine, theirs = cls(*given), reference(*given)
+        assert dataclasses.asdict(mine) == dataclasses.asdict(theirs)
+        assert list(vars(mine) if hasattr(mine, "__dict__") else ()) == list(
+            vars(theirs) if hasattr(theirs, "__dict__") else ())  # fields set in order
+        if cls.__name__ not in ("ParsedInput", "AuditReport"):  # those keep their own short repr
+            assert repr(mine) == repr(theirs)
+        twin = cls(*given)
+        assert mine == twin and mine.__ne__(twin) is False
+        assert mine != cls(*(args if given is other else other))
+        assert mine.__eq__(theirs) is NotImplemented  # another class: never equal
+        if reference.__hash__ is None:
+            assert cls.__hash__ is None
+        else:
+            assert hash(mine) == hash(theirs) == hash(twin)
+        if cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(mine, dataclasses.fields(cls)[0].name, None)
+        assert dataclasses.replace(mine) == mine
+    fresh = [f.name for f in dataclasses.fields(cls) if f.default_factory is not dataclasses.MISSING]
+    for name in fresh:  # a new list (or set) for every instance
+        assert getattr(cls(*args), name) is not getattr(cls(*args), name)
+    if fresh:  # an explicit None is kept, as the generated __init__ keeps it
+        assert getattr(cls(**{fresh[0]: None}), fresh[0]) is None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scancache.vulndb._stdlib import json_dumps
+from scancache.vulndb._values import FACTORY, value_methods
 from scancache.vulndb.inputs.base import ParsedInput, Requirement, Skipped
 
 __all__ = ["Requirement", "Skipped", "Finding", "AuditReport", "parse_requirements", "read_requirements",
@@ -29,7 +30,8 @@ _PLAIN_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")  # release segments only: 
 _ID_PREFERENCE = ("PYSEC-", "GHSA-", "CVE-")
 
 
-@dataclass(frozen=True)
+@value_methods
+@dataclass(frozen=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class Finding:
     """One vulnerability of one pinned package: its id, the other ids for it, and fixed versions."""
 
@@ -45,6 +47,17 @@ class Finding:
     location: str = ""  # FILE:LINE of the pin in the input
     ecosystem: str = "PyPI"
 
+    def __init__(self, package: str, version: str, id: str, aliases: tuple[str, ...],
+                 fixed_versions: tuple[str, ...], summary: str = "", severity: str = "unknown",
+                 cvss_score: float | None = None, cvss_vector: str = "", location: str = "",
+                 ecosystem: str = "PyPI") -> None:
+        # frozen: what dataclass's object.__setattr__ calls store, in field order, in one call (a
+        # warm 300-pin audit rebuilds 512 findings from the cache)
+        self.__dict__.update(package=package, version=version, id=id, aliases=aliases,
+                             fixed_versions=fixed_versions, summary=summary, severity=severity,
+                             cvss_score=cvss_score, cvss_vector=cvss_vector, location=location,
+                             ecosystem=ecosystem)
+
     def as_dict(self) -> dict[str, Any]:
         """The finding as the JSON report's `vulnerabilities` item: every field, in field order,
         tuples as lists. Written out because dataclasses.asdict deep-copies each value and was most
@@ -55,7 +68,8 @@ class Finding:
                 "cvss_vector": self.cvss_vector, "location": self.location, "ecosystem": self.ecosystem}
 
 
-@dataclass(repr=False)
+@value_methods
+@dataclass(init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class AuditReport:
     """What an audit found. `vulnerable` lists findings; `to_json()` is what a CLI prints."""
 
@@ -68,6 +82,18 @@ class AuditReport:
     skipped_advisories: list[tuple[str, str]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # the files read (includes too)
     input_format: str = "requirements"
+
+    def __init__(self, dependencies: list[Requirement] = FACTORY, findings: list[Finding] = FACTORY,
+                 skipped: list[Skipped] = FACTORY, withdrawn_ignored: int = 0,
+                 skipped_advisories: list[tuple[str, str]] = FACTORY, sources: list[str] = FACTORY,
+                 input_format: str = "requirements") -> None:
+        self.dependencies = [] if dependencies is FACTORY else dependencies
+        self.findings = [] if findings is FACTORY else findings
+        self.skipped = [] if skipped is FACTORY else skipped
+        self.withdrawn_ignored = withdrawn_ignored
+        self.skipped_advisories = [] if skipped_advisories is FACTORY else skipped_advisories
+        self.sources = [] if sources is FACTORY else sources
+        self.input_format = input_format
 
     def __repr__(self) -> str:
         # Short on purpose: asyncio.run reprs its finished task (and so this result) while it
@@ -486,24 +512,9 @@ def _from_derivation(req: Requirement, value: Any) -> tuple[int, list[Finding]] 
                 and isinstance(row[3], str) and isinstance(row[4], str)
                 and (row[5] is None or type(row[5]) in (int, float)) and isinstance(row[6], str)):
             return None
-        out.append(_new_finding((req.name, req.version, row[0], tuple(row[1]), tuple(row[2]), row[3],
-                                 row[4], None if row[5] is None else float(row[5]), row[6], location,
-                                 req.ecosystem)))
+        out.append(Finding(req.name, req.version, row[0], tuple(row[1]), tuple(row[2]), row[3], row[4],
+                           None if row[5] is None else float(row[5]), row[6], location, req.ecosystem))
     return value[0], out
-
-
-#: Finding's fields, in order (what _new_finding fills).
-_FINDING_FIELDS = ("package", "version", "id", "aliases", "fixed_versions", "summary", "severity",
-                   "cvss_score", "cvss_vector", "location", "ecosystem")
-
-
-def _new_finding(values: tuple[Any, ...]) -> Finding:
-    """Finding(*values) for values of the declared types (one of each field, in order): what the
-    frozen dataclass's __init__ stores, without its eleven object.__setattr__ calls (~2.4 us of
-    ~2 us a finding: a warm 300-pin audit rebuilds 512 of them from the cache)."""
-    finding = object.__new__(Finding)
-    finding.__dict__.update(zip(_FINDING_FIELDS, values, strict=False))  # callers give all eleven
-    return finding
 
 
 def _queries(pinned: list[Requirement]) -> list[Any]:

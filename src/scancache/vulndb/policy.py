@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from scancache.vulndb._values import FACTORY, value_methods
 from scancache.vulndb.inputs.base import normalize_name
 from scancache.vulndb.severity import level_rank
 
@@ -37,7 +38,8 @@ class PolicyError(ValueError):
     """A policy that cannot be read: the message names the file and the entry."""
 
 
-@dataclass(frozen=True)
+@value_methods
+@dataclass(frozen=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class IgnoreRule:
     """One ignore: an advisory id (or alias), why, until when, and where it was written."""
 
@@ -48,8 +50,14 @@ class IgnoreRule:
     source: str = ""
     package: str = ""  # PEP 503 name: the ignore applies to this package only ("" for any)
 
+    def __init__(self, id: str, reason: str = "", expires: _dt.date | None = None,
+                 until_fixed: bool = False, source: str = "", package: str = "") -> None:
+        self.__dict__.update(id=id, reason=reason, expires=expires, until_fixed=until_fixed,
+                             source=source, package=package)  # frozen: set as dataclass sets them
 
-@dataclass
+
+@value_methods
+@dataclass(init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class Policy:
     """Ignores, a severity gate (None: any finding fails) and baseline keys (package, id)."""
 
@@ -58,14 +66,27 @@ class Policy:
     baseline: set[tuple[str, str]] = field(default_factory=set)
     baseline_source: str = ""
 
+    def __init__(self, ignores: list[IgnoreRule] = FACTORY, fail_on: str | None = None,
+                 baseline: set[tuple[str, str]] = FACTORY, baseline_source: str = "") -> None:
+        self.ignores = [] if ignores is FACTORY else ignores
+        self.fail_on = fail_on
+        self.baseline = set() if baseline is FACTORY else baseline
+        self.baseline_source = baseline_source
 
-@dataclass
+
+@value_methods
+@dataclass(init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class PolicyOutcome:
     """Findings still reported, findings ignored (finding, reason) and notes about the policy."""
 
     findings: list[Any]
     ignored: list[tuple[Any, str]]
     notes: list[str]
+
+    def __init__(self, findings: list[Any], ignored: list[tuple[Any, str]], notes: list[str]) -> None:
+        self.findings = findings
+        self.ignored = ignored
+        self.notes = notes
 
     def fails(self, fail_on: str | None) -> bool:
         """Whether any reported finding is at or above fail_on (any finding when None)."""

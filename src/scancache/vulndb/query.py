@@ -23,6 +23,7 @@ from urllib.parse import unquote
 
 from scancache.cache.digest import sha256_hex
 from scancache.vulndb._stdlib import json_dumps
+from scancache.vulndb._values import value_methods
 from scancache.vulndb.ranges import normalize_name
 
 __all__ = ["Query", "parse_query", "pypi_query", "parse_purl", "canonical_ecosystem", "KNOWN_FIELDS"]
@@ -49,7 +50,8 @@ _COMMIT_PATTERN = r"^[0-9a-f]{7,64}$"
 _MAX_TEXT = 512
 
 
-@dataclass(frozen=True)
+@value_methods
+@dataclass(frozen=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class Query:
     """One canonical question. kind is "package", "commit", "cve" or "nvd" (cpe/keyword search)."""
 
@@ -61,6 +63,12 @@ class Query:
     cve_id: str | None = None
     cpe: str | None = None
     keyword: str | None = None
+
+    def __init__(self, kind: str, ecosystem: str | None = None, name: str | None = None,
+                 version: str | None = None, commit: str | None = None, cve_id: str | None = None,
+                 cpe: str | None = None, keyword: str | None = None) -> None:
+        self.__dict__.update(kind=kind, ecosystem=ecosystem, name=name, version=version, commit=commit,
+                             cve_id=cve_id, cpe=cpe, keyword=keyword)  # frozen: as dataclass sets them
 
     def canonical(self) -> dict[str, str]:
         """The fields that define the question, without the empty ones (what the key hashes).

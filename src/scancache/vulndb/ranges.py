@@ -68,12 +68,12 @@ def parse_semver(text: str) -> SemVer | None:
 # surrounding white space: "1.2.3", "2.0rc1", "0.9.7b", "1.0-1", "v1.0.post2.dev3". Such a
 # version's parts are read here, without packaging's parser (~2 ms to import, ~5 us a version);
 # anything else goes to it. Groups: release; pre-release letters, number; post number after "-";
-# post word, number; dev word, number. Matched case-insensitively, on ASCII text only.
-_PEP440_SIMPLE = re.compile(
-    r"v?([0-9]+(?:\.[0-9]+)*)"
-    r"(?:[-_.]?(alpha|a|beta|b|preview|pre|c|rc)[-_.]?([0-9]+)?)?"
-    r"(?:-([0-9]+)|[-_.]?(post|rev|r)[-_.]?([0-9]+)?)?"
-    r"(?:[-_.]?(dev)[-_.]?([0-9]+)?)?\Z", re.IGNORECASE)
+# post word, number; dev word, number. Matched case-insensitively, on ASCII text only; compiled
+# on first use (re caches it): a file of plain releases never needs it.
+_PEP440_SIMPLE = (r"v?([0-9]+(?:\.[0-9]+)*)"
+                  r"(?:[-_.]?(alpha|a|beta|b|preview|pre|c|rc)[-_.]?([0-9]+)?)?"
+                  r"(?:-([0-9]+)|[-_.]?(post|rev|r)[-_.]?([0-9]+)?)?"
+                  r"(?:[-_.]?(dev)[-_.]?([0-9]+)?)?\Z")
 _PRE_LETTERS = {"a": "a", "alpha": "a", "b": "b", "beta": "b", "c": "rc", "pre": "rc", "preview": "rc",
                 "rc": "rc"}
 # Pre-release ranks as packaging orders them: dev-only, a, b, rc, none (see pep440_order).
@@ -88,7 +88,7 @@ def _pep440_parts(text: str) -> _Parts | None:
     """(release, pre-release letter ("a", "b", "rc"; "" for none), its number, post number, dev
     number) of a version _PEP440_SIMPLE reads, as packaging's Version holds them; None for other
     text (then pep440() decides)."""
-    match = _PEP440_SIMPLE.match(text) if text.isascii() else None
+    match = re.match(_PEP440_SIMPLE, text, re.IGNORECASE) if text.isascii() else None
     if match is None:
         return None
     release, pre, pre_n, post_dash, post, post_n, dev, dev_n = match.groups()

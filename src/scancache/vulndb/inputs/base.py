@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scancache.errors import ScancacheError
+from scancache.vulndb._values import FACTORY, value_methods
 
 __all__ = ["Requirement", "Skipped", "ParsedInput", "InputError", "Collector", "decode_input",
            "read_input_bytes", "read_input_text", "load_toml", "load_json", "toml_packages", "header_lines",
@@ -28,7 +29,8 @@ _PLAIN_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")
 SKIP_KINDS = ("unpinned", "url", "vcs", "editable", "local path", "project", "option", "invalid", "other")
 
 
-@dataclass(frozen=True, slots=True)
+@value_methods
+@dataclass(frozen=True, slots=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class Requirement:
     """One pinned dependency: name as written, PEP 503 name, version, and where it was read
     (line number, and the file when it came from one)."""
@@ -40,13 +42,24 @@ class Requirement:
     file: str = ""
     ecosystem: str = "PyPI"
 
+    def __init__(self, name: str, normalized_name: str, version: str, line: int, file: str = "",
+                 ecosystem: str = "PyPI") -> None:
+        setattr_ = object.__setattr__  # frozen
+        setattr_(self, "name", name)
+        setattr_(self, "normalized_name", normalized_name)
+        setattr_(self, "version", version)
+        setattr_(self, "line", line)
+        setattr_(self, "file", file)
+        setattr_(self, "ecosystem", ecosystem)
+
     @property
     def location(self) -> str:
         """"FILE:LINE", "FILE" when no line is known, "line N" for text that came from no file."""
         return _location(self.file, self.line)
 
 
-@dataclass(frozen=True, slots=True)
+@value_methods
+@dataclass(frozen=True, slots=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class Skipped:
     """An input entry that was not audited: where, its text, why, and the kind of reason.
 
@@ -59,6 +72,14 @@ class Skipped:
     kind: str = "other"
     file: str = ""
 
+    def __init__(self, line: int, text: str, reason: str, kind: str = "other", file: str = "") -> None:
+        setattr_ = object.__setattr__  # frozen
+        setattr_(self, "line", line)
+        setattr_(self, "text", text)
+        setattr_(self, "reason", reason)
+        setattr_(self, "kind", kind)
+        setattr_(self, "file", file)
+
     def __iter__(self) -> Iterator[object]:
         return iter((self.line, self.text, self.reason))
 
@@ -68,7 +89,8 @@ class Skipped:
         return _location(self.file, self.line)
 
 
-@dataclass(repr=False)
+@value_methods
+@dataclass(init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class ParsedInput:
     """An input read whole: its pinned dependencies (each package and version once), the entries
     skipped, the files read (includes too) and how many entries it had in all."""
@@ -78,6 +100,14 @@ class ParsedInput:
     files: list[str] = field(default_factory=list)
     entries: int = 0
     format: str = "requirements"
+
+    def __init__(self, dependencies: list[Requirement] = FACTORY, skipped: list[Skipped] = FACTORY,
+                 files: list[str] = FACTORY, entries: int = 0, format: str = "requirements") -> None:
+        self.dependencies = [] if dependencies is FACTORY else dependencies
+        self.skipped = [] if skipped is FACTORY else skipped
+        self.files = [] if files is FACTORY else files
+        self.entries = entries
+        self.format = format
 
     def __repr__(self) -> str:  # short: a repr of every dependency is megabytes for a large lock
         return (f"ParsedInput(format={self.format!r}, dependencies={len(self.dependencies)}, "

@@ -7,6 +7,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from scancache.vulndb._values import FACTORY, value_methods
+
 __all__ = ["FORMATS", "OutputContext", "render"]
 
 #: format name -> module under scancache.vulndb.outputs.
@@ -20,7 +22,8 @@ FORMATS: dict[str, str] = {
 }
 
 
-@dataclass
+@value_methods
+@dataclass(init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class OutputContext:
     """What a format may show beside the report: the tool's version, the findings a policy ignored
     (finding, reason), policy notes (expired or unused ignores), and fixes applied by --fix."""
@@ -29,6 +32,14 @@ class OutputContext:
     ignored: list[tuple[Any, str]] = field(default_factory=list)
     policy_notes: list[str] = field(default_factory=list)
     applied_fixes: list[tuple[str, str, str]] = field(default_factory=list)  # (name, old, new)
+
+    def __init__(self, tool_version: str = "", ignored: list[tuple[Any, str]] = FACTORY,
+                 policy_notes: list[str] = FACTORY,
+                 applied_fixes: list[tuple[str, str, str]] = FACTORY) -> None:
+        self.tool_version = tool_version
+        self.ignored = [] if ignored is FACTORY else ignored
+        self.policy_notes = [] if policy_notes is FACTORY else policy_notes
+        self.applied_fixes = [] if applied_fixes is FACTORY else applied_fixes
 
 
 def render(format: str, report: Any, context: OutputContext | None = None) -> str:
