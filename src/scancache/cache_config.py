@@ -45,8 +45,6 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("scancache", appauthor=False))
 
 
-# Its own __repr__ and __eq__ below, inherited by DNSConfig and VulnDBConfig (declared the same way):
-# generating them would cost every start-up a compile of a 17- to 37-field method per class.
 def _compared_fields(config_class: type) -> tuple[str, ...]:
     """The names of config_class's fields that equality compares (memoised per class)."""
     names = _COMPARED.get(config_class)
@@ -60,6 +58,8 @@ def _compared_fields(config_class: type) -> tuple[str, ...]:
 _COMPARED: dict[type, tuple[str, ...]] = {}
 
 
+# Its own __repr__ and __eq__ below, inherited by DNSConfig and VulnDBConfig (declared the same way):
+# generating them would cost every start-up a compile of a 17- to 37-field method per class.
 @dataclass(repr=False, eq=False)
 class CacheConfig:
     """Settings of one cache; the fields the seed promises plus a few with safe defaults.

@@ -1,6 +1,7 @@
 """What every command shares: settings from config file + SCANCACHE_* + options, input files, progress.
 
-Only stdlib and scancache._settings are imported here (on use); rich is imported when a progress bar is shown.
+Only stdlib and scancache._settings are imported here (the latter, pathlib and logging on use); rich
+is imported when a progress bar is shown.
 """
 
 from __future__ import annotations
@@ -92,8 +93,9 @@ def read_text(path: str, what: str) -> str:
     try:
         if path == "-":
             return sys.stdin.read()
-        with open(path, encoding="utf-8") as file:  # not pathlib: a warm audit need not import it
-            return file.read()
+        from pathlib import Path  # imported here: the commands that read no such file skip it
+
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CommandError(f"{what} not found: {path}") from None
     except IsADirectoryError:

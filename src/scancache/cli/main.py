@@ -501,6 +501,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _as_given(message: str) -> str:
+    """message untranslated: what gettext.gettext returns when no catalog exists."""
     return message
 
 
