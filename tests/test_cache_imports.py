@@ -15,10 +15,11 @@ from pathlib import Path
 
 #: What a sync read and write of an unsigned disk cache never needs: get-or-compute (refresh.py and
 #: random under it), the memory backend, HMAC and OpenSSL's hashes (only a signing cache), asyncio,
-#: zstandard while no value is compressed (small ones, and large ones set with compress=False), and
-#: the URL redaction (only a backend error's log line needs it).
+#: zstandard while no value is compressed (small ones, and large ones set with compress=False), the
+#: URL redaction (only a backend error's log line needs it), and threading (cache/_threads.py; weakref
+#: too, but dataclasses imports it through copy, and CacheConfig is a dataclass).
 NOT_FOR_SYNC_DISK_USE = ("scancache.cache.refresh", "scancache.cache.memory", "random", "hmac", "hashlib",
-                         "_hashlib", "asyncio", "zstandard", "platform", "scancache.cache.urls")
+                         "_hashlib", "asyncio", "zstandard", "platform", "scancache.cache.urls", "threading")
 
 
 def _modules_after(code: str, tmp_path: Path) -> set[str]:
@@ -65,6 +66,8 @@ def test_sync_reads_and_writes_of_a_disk_cache_import_no_compute_hmac_or_event_l
         "assert cache.get_entries(['a'])['a'].value == {'x': 1}\n"
         "big = ['GHSA-xxxx-yyyy-zzzz'] * 1000\n"
         "assert cache.set_many({'big': big}, 60, compress=False) and cache.get('big') == big\n"
+        "from scancache.metrics import register_automatically\n"
+        "assert register_automatically('disk', cache) == 'disk'\n"
         "cache.close()",
         tmp_path)
     assert "scancache.cache.sqlite" in modules  # the listing is real: the backend is in it
@@ -112,3 +115,14 @@ def test_the_cache_modules_a_warm_read_loads_do_not_import_dataclasses_or_inspec
         tmp_path)
     assert "scancache.cache.sqlite" in modules
     assert "dataclasses" not in modules and "inspect" not in modules
+
+
+def test_the_low_level_lock_local_and_weak_references_are_threadings_and_weakrefs_own() -> None:
+    import threading
+    import weakref
+
+    from scancache.cache import _threads
+
+    assert isinstance(_threads.Lock(), type(threading.Lock()))
+    assert _threads.local is threading.local
+    assert _threads.WeakSet is weakref.WeakSet and _threads.ref is weakref.ref

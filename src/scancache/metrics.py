@@ -5,18 +5,20 @@ Sources register by name (`register_cache("dns", dns_cache)`, `register_loader("
 plain `scancache.Cache` registers the same way. The registry holds them weakly, so registering never
 keeps a cache alive. `get_monitoring_data()` gathers them into one JSON-able dict;
 `render_prometheus(data)` turns that dict into the text format that Prometheus scrapes (version
-0.0.4; the rules live in scancache/prometheus.py). Only the standard library is imported.
+0.0.4; the rules live in scancache/prometheus.py). Only the standard library is imported (its lock
+and weak references through scancache.cache._threads, without threading and weakref themselves).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+
+from scancache.cache._threads import Lock
+from scancache.cache._threads import ref as weak_ref
 
 __all__ = [
     "CONTENT_TYPE",
@@ -68,7 +70,7 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
 def _ref(source: Any) -> Callable[[], Any]:
     """A weak reference when the object allows one, else a strong one."""
     try:
-        return weakref.ref(source)
+        return weak_ref(source)
     except TypeError:
         return lambda: source
 
@@ -81,7 +83,7 @@ class MetricsRegistry:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = Lock()
         self._caches: dict[str, Callable[[], Any]] = {}
         self._loaders: dict[str, Callable[[], Any]] = {}
 

@@ -8,8 +8,9 @@ times changed, fails verification. Decoding never executes anything: msgpack bui
 
 from __future__ import annotations
 
-import threading
 from typing import Any
+
+from scancache.cache._threads import local
 
 __all__ = ["Codec", "CorruptEntry"]
 
@@ -65,7 +66,7 @@ class Codec:
             self._compare_digest = hmac.compare_digest
         # Packers and zstd (de)compressors are not thread-safe: one of each per thread. A per-thread
         # Packer costs a thread-local lookup (~50 ns) where a shared one needed a lock (~250 ns).
-        self._local = threading.local()
+        self._local = local()
 
     def _pack(self, obj: Any) -> bytes:
         try:

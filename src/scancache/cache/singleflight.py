@@ -7,9 +7,10 @@ retry and one of them becomes the new leader, so one cancellation does not fail 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from scancache.cache._threads import Lock
 
 __all__ = ["AsyncSingleFlight", "SingleFlight", "call_factory"]
 
@@ -95,6 +96,8 @@ class _Call:
     __slots__ = ("done", "error", "result")
 
     def __init__(self) -> None:
+        import threading  # here: a process that never computes through the cache never imports it
+
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -105,7 +108,7 @@ class SingleFlight:
 
     def __init__(self) -> None:
         self._calls: dict[Any, _Call] = {}
-        self._lock = threading.Lock()
+        self._lock = Lock()
         self.joined = 0
 
     def run(self, key: Any, factory: Callable[[], Any]) -> Any:

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
-import weakref
 from pathlib import Path
 from typing import Any
 
+from scancache.cache._threads import Lock, WeakSet, local
 from scancache.cache.sqlite_file import connect
 from scancache.errors import BackendError
 
 __all__ = ["ThreadConnections"]
 
 # Pools alive in this process, so a forked child can drop the connections it inherited.
-_LIVE: weakref.WeakSet[ThreadConnections] = weakref.WeakSet()
+_LIVE: WeakSet[ThreadConnections] = WeakSet()
 # Inherited connections are kept referenced forever in the child: closing them there could act
 # on the parent's WAL and locks.
 _FORK_ORPHANS: list[Any] = []
@@ -57,9 +56,9 @@ class ThreadConnections:
         self.path = path
         self.busy_timeout_seconds = busy_timeout_seconds
         self.closed = False
-        self.local = threading.local()
-        self.holders: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
-        self._lock = threading.Lock()
+        self.local = local()
+        self.holders: WeakSet[_ThreadConnection] = WeakSet()
+        self._lock = Lock()
         _LIVE.add(self)
 
     def adopt(self, conn: sqlite3.Connection, name: str = "cursor") -> sqlite3.Cursor:
@@ -101,8 +100,8 @@ class ThreadConnections:
         self.closed = True
         with self._lock:
             holders = list(self.holders)  # strong references before the thread-locals go
-            self.holders = weakref.WeakSet()
-        self.local = threading.local()
+            self.holders = WeakSet()
+        self.local = local()
         for holder in holders:
             try:
                 holder.conn.close()
@@ -113,6 +112,6 @@ class ThreadConnections:
     def _forget(self) -> None:
         """After fork: drop inherited connections without closing them (they are the parent's)."""
         _FORK_ORPHANS.extend(holder.conn for holder in list(self.holders))
-        self.holders = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self.local = threading.local()
+        self.holders = WeakSet()
+        self._lock = Lock()
+        self.local = local()
