@@ -253,7 +253,18 @@ def _fixed_above(version: str, fixed: Iterable[str]) -> list[str]:
 def _first_fixed_above(version: str, fixed: Iterable[str]) -> str | None:
     """_fixed_above(version, fixed)[0], None when that is empty: the candidates after the first one
     above the pin are not compared (fix_versions needs only that one)."""
-    return next(_iter_fixed_above(version, fixed), None)
+    from scancache.vulndb.ranges import pep440_order
+
+    mine = pep440_order(version)
+    if mine is None:
+        return next(_iter_fixed_above(version, fixed), None)
+    for candidate in fixed:  # _iter_fixed_above's loop, without a generator for each finding
+        order = pep440_order(candidate)
+        if order is not None and order > mine:
+            return candidate
+        if order is None and next(_iter_fixed_above(version, (candidate,)), None) is not None:
+            return candidate
+    return None
 
 
 def _iter_fixed_above(version: str, fixed: Iterable[str]) -> Iterator[str]:

@@ -24,6 +24,8 @@ __all__ = ["Requirement", "Skipped", "ParsedInput", "InputError", "Collector", "
 
 _NAME_SEPARATORS = re.compile(r"[-_.]+")
 _PLAIN_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")
+# A release without leading zeros (the text of vulndb.query's pattern: re compiles it once).
+_CANONICAL_RELEASE = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*\Z")
 
 #: The kinds of skipped entries, in the order a summary lists them.
 SKIP_KINDS = ("unpinned", "url", "vcs", "editable", "local path", "project", "option", "invalid", "other")
@@ -148,6 +150,8 @@ def version_key(version: str) -> str:
 def pep440_key(version: str) -> str | None:
     """The PEP 440 canonical spelling of version, or None when it is no PEP 440 version (`=2.4`,
     `x`, `2.4;marker`): such a version matches no advisory range, so auditing it would say "clean"."""
+    if _CANONICAL_RELEASE.match(version) and not version.endswith(".0"):
+        return version  # "2.4.1": its own canonical spelling (most pins)
     if _PLAIN_RELEASE.match(version):
         parts = version.split(".")
         while len(parts) > 1 and parts[-1].lstrip("0") == "":
