@@ -19,10 +19,23 @@ from scancache.testing.osv_server import OSVTestServer
 #: CVSS scorer (only a finding's severity needs it), asyncio and the sockets under it (the cache
 #: answers without an event loop) and tempfile (only --mirror needs a work directory).
 NOT_ON_A_WARM_RUN = ("pyreqwest", "httpx", "aiohttp", "urllib3", "requests", "http", "zipfile", "cvss",
-                     "asyncio", "ssl", "socket", "selectors", "concurrent", "tempfile")
+                     "asyncio", "ssl", "socket", "selectors", "concurrent", "tempfile",
+                     # a run that logs nothing never imports logging (scancache._log)
+                     "logging", "traceback",
+                     # answers and findings are stored uncompressed; hashing uses the built-in SHA-256;
+                     # HMAC only with a signing key; random and bisect only for early refresh
+                     "zstandard", "platform", "hashlib", "_hashlib", "hmac", "random",
+                     # inspect (dataclasses imports it) is deferred: its code, and what it imports, never runs
+                     "ast", "dis", "tokenize", "linecache",
+                     # every version here is read without packaging (ranges.pep440_normal)
+                     "packaging")
 #: Submodules of packages a warm run does use: packaging.utils imports packaging.tags, platform,
-#: subprocess and sysconfig (scancache spells canonical versions itself).
-NOT_ON_A_WARM_RUN_EXACTLY = ("packaging.utils", "packaging.tags", "subprocess")
+#: subprocess and sysconfig (scancache spells canonical versions itself); the settings of other
+#: commands (only the sections an audit uses are built); the cache's parts an audit does not use.
+NOT_ON_A_WARM_RUN_EXACTLY = ("packaging.utils", "packaging.tags", "subprocess", "scancache.config",
+                             "scancache.dns", "scancache.dns.config", "scancache.lazyload",
+                             "scancache.lazyload.config", "scancache.cache.refresh",
+                             "scancache.cache.memory", "scancache.cache.urls")
 
 
 def _audit(requirements: Path, server: OSVTestServer, cache_dir: Path,
