@@ -395,10 +395,26 @@ def test_a_value_type_behaves_as_the_dataclass_it_declares(index):
             assert cls.__hash__ is None
         else:
             assert hash(mine) == hash(theirs) == hash(twin)
-        if cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-            with pytest.raises(dataclasses.FrozenInstanceError):
-                setattr(mine, dataclasses.fields(cls)[0].name, None)
+        assert cls.__dataclass_params__.frozen == reference.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        if reference.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            names = [f.name for f in dataclasses.fields(cls)] + ([] if hasattr(cls, "__slots__")
+                                                                 else ["not_a_field"])
+            for name in names:  # (3.11's slots + frozen raises TypeError for a non-field name)
+                for obj in (mine, theirs):
+                    with pytest.raises(dataclasses.FrozenInstanceError, match=f"assign to field '{name}'"):
+                        setattr(obj, name, None)
+                    with pytest.raises(dataclasses.FrozenInstanceError, match=f"delete field '{name}'"):
+                        delattr(obj, name)
         assert dataclasses.replace(mine) == mine
+    for frozen in (False, True):  # dataclass's rules for subclasses see the same frozen flag
+        outcomes = []
+        for base in (cls, reference):
+            try:
+                dataclasses.dataclass(frozen=frozen)(type("Sub", (base,), {"__annotations__": {}}))
+                outcomes.append("ok")
+            except TypeError as exc:
+                outcomes.append(str(exc))
+        assert outcomes[0] == outcomes[1], outcomes
     fresh = [f.name for f in dataclasses.fields(cls) if f.default_factory is not dataclasses.MISSING]
     for name in fresh:  # a new list (or set) for every instance
         assert getattr(cls(*args), name) is not getattr(cls(*args), name)

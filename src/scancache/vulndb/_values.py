@@ -2,17 +2,18 @@
 
 @dataclass writes each method it generates as source text and compiles it while the class is being
 defined: ~0.2-0.4 ms a class, ten classes on every `scancache audit` start-up (a warm audit takes
-~0.1 s). Those types are declared `@dataclass(init=False, repr=False, eq=False)` (frozen and slots
-kept: dataclasses.fields, replace and asdict work as before), write their __init__ by hand, and
-get from `value_methods` the three methods dataclass would have generated, with the same results:
-equality and hash over the fields' tuple, the repr `Name(field=value, ...)`.
+~0.1 s). Those types are declared `@dataclass(init=False, repr=False, eq=False)` (slots kept; frozen
+through value_methods: dataclasses.fields, replace and asdict work as before), write their __init__
+by hand, and get from `value_methods` the methods dataclass would have generated, with the same
+results: equality and hash over the fields' tuple, the repr `Name(field=value, ...)`, and for a
+frozen type the __setattr__/__delattr__ that raise FrozenInstanceError.
 tests/test_audit_warm.py compares every such type with the dataclass declared the usual way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import FrozenInstanceError, fields
 from operator import attrgetter
 from reprlib import recursive_repr
 from typing import Any, TypeVar
@@ -36,13 +37,24 @@ class _Factory:
 FACTORY: Any = _Factory()
 
 
-def value_methods(cls: T) -> T:
+def value_methods(cls: T | None = None, *, frozen: bool = False) -> Any:
     """Give the dataclass cls the __eq__ (fields with compare), the __repr__ (fields with repr;
-    unless cls writes its own) and, when frozen, the __hash__ (fields with compare) that
-    @dataclass(frozen=...) generates. Apply it on top of @dataclass(init=False, repr=False, eq=False)."""
+    unless cls writes its own) and __hash__ (None unless frozen) that @dataclass generates. Apply
+    it on top of @dataclass(init=False, repr=False, eq=False); `@value_methods(frozen=True)` on top
+    of a dataclass declared without frozen also makes it frozen as @dataclass(frozen=True) does:
+    the __setattr__/__delattr__ that raise FrozenInstanceError, __hash__ over the fields, and
+    __dataclass_params__.frozen (so subclasses follow dataclass's frozen rules). Its __init__ must
+    then store the fields with object.__setattr__ (or into __dict__), as dataclass's does."""
+    if cls is None:
+        return lambda declared: _add_methods(declared, frozen)
+    return _add_methods(cls, frozen)
+
+
+def _add_methods(cls: T, frozen: bool) -> T:
     declared = fields(cls)
     compared = _values([f.name for f in declared if f.compare])
     shown = [f.name for f in declared if f.repr]
+    params = cls.__dataclass_params__  # type: ignore[attr-defined]
 
     def __eq__(self: Any, other: object) -> bool:
         if other.__class__ is self.__class__:
@@ -50,7 +62,10 @@ def value_methods(cls: T) -> T:
         return NotImplemented
 
     cls.__eq__ = __eq__  # type: ignore[assignment,method-assign]
-    if cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+    if frozen and not params.frozen:
+        _freeze(cls, tuple(f.name for f in declared))
+        params.frozen = True
+    if params.frozen:
         def __hash__(self: Any) -> int:
             return hash(compared(self))
 
@@ -65,6 +80,23 @@ def value_methods(cls: T) -> T:
 
         cls.__repr__ = __repr__  # type: ignore[assignment,method-assign]
     return cls
+
+
+def _freeze(cls: type, names: tuple[str, ...]) -> None:
+    """The __setattr__ and __delattr__ @dataclass(frozen=True) writes (dataclasses'
+    _frozen_get_del_attr), as closures."""
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is cls or name in names:
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)  # type: ignore[arg-type]  # cls is a class
+
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is cls or name in names:
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)  # type: ignore[arg-type]  # cls is a class
+
+    cls.__setattr__ = __setattr__  # type: ignore[method-assign,assignment]
+    cls.__delattr__ = __delattr__  # type: ignore[method-assign,assignment]
 
 
 def _values(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:

@@ -30,8 +30,8 @@ _PLAIN_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")  # release segments only: 
 _ID_PREFERENCE = ("PYSEC-", "GHSA-", "CVE-")
 
 
-@value_methods
-@dataclass(frozen=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
+@value_methods(frozen=True)
+@dataclass(init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class Finding:
     """One vulnerability of one pinned package: its id, the other ids for it, and fixed versions."""
 
@@ -253,16 +253,17 @@ def _fixed_above(version: str, fixed: Iterable[str]) -> list[str]:
 def _first_fixed_above(version: str, fixed: Iterable[str]) -> str | None:
     """_fixed_above(version, fixed)[0], None when that is empty: the candidates after the first one
     above the pin are not compared (fix_versions needs only that one)."""
-    from scancache.vulndb.ranges import pep440_order
+    from scancache.vulndb.ranges import pep440, pep440_order
 
     mine = pep440_order(version)
     if mine is None:
         return next(_iter_fixed_above(version, fixed), None)
     for candidate in fixed:  # _iter_fixed_above's loop, without a generator for each finding
         order = pep440_order(candidate)
-        if order is not None and order > mine:
-            return candidate
-        if order is None and next(_iter_fixed_above(version, (candidate,)), None) is not None:
+        if order is not None:
+            if order > mine:
+                return candidate
+        elif (parsed := pep440(candidate)) is not None and parsed > pep440(version):
             return candidate
     return None
 

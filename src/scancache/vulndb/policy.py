@@ -38,8 +38,8 @@ class PolicyError(ValueError):
     """A policy that cannot be read: the message names the file and the entry."""
 
 
-@value_methods
-@dataclass(frozen=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
+@value_methods(frozen=True)
+@dataclass(init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class IgnoreRule:
     """One ignore: an advisory id (or alias), why, until when, and where it was written."""
 

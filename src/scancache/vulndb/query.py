@@ -50,8 +50,8 @@ _COMMIT_PATTERN = r"^[0-9a-f]{7,64}$"
 _MAX_TEXT = 512
 
 
-@value_methods
-@dataclass(frozen=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
+@value_methods(frozen=True)
+@dataclass(init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class Query:
     """One canonical question. kind is "package", "commit", "cve" or "nvd" (cpe/keyword search)."""
 

@@ -31,8 +31,8 @@ _CANONICAL_RELEASE = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*\Z")
 SKIP_KINDS = ("unpinned", "url", "vcs", "editable", "local path", "project", "option", "invalid", "other")
 
 
-@value_methods
-@dataclass(frozen=True, slots=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
+@value_methods(frozen=True)
+@dataclass(slots=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class Requirement:
     """One pinned dependency: name as written, PEP 503 name, version, and where it was read
     (line number, and the file when it came from one)."""
@@ -60,8 +60,8 @@ class Requirement:
         return _location(self.file, self.line)
 
 
-@value_methods
-@dataclass(frozen=True, slots=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
+@value_methods(frozen=True)
+@dataclass(slots=True, init=False, repr=False, eq=False)  # see scancache.vulndb._values
 class Skipped:
     """An input entry that was not audited: where, its text, why, and the kind of reason.
 
