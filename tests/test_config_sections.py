@@ -150,3 +150,49 @@ def test_config_equality_is_the_dataclass_one_written_once() -> None:
         with pytest.raises(TypeError):
             hash(a)  # a mutable dataclass with eq: unhashable
     assert CacheConfig() != VulnDBConfig()  # another class is never equal, whatever the fields
+
+
+def _generated(config_class: type) -> type:
+    """config_class with the __init__ @dataclass writes (a subclass declaring the same fields)."""
+    import dataclasses
+
+    return dataclasses.make_dataclass(
+        config_class.__name__, [(f.name, f.type, dataclasses.field(default=f.default))
+                                for f in dataclasses.fields(config_class)],
+        bases=(config_class,), repr=False, eq=False)
+
+
+@pytest.mark.parametrize("name", ["CacheConfig", "VulnDBConfig"])
+def test_a_written_init_is_the_one_dataclass_would_write(name: str) -> None:
+    import dataclasses
+    import inspect
+
+    from scancache import cache_config
+    from scancache.vulndb import config as vulndb_config
+
+    config_class = getattr(cache_config, name, None) or getattr(vulndb_config, name)
+    generated = _generated(config_class)
+    assert "__init__" in config_class.__dict__ and generated.__init__ is not config_class.__init__
+
+    def shape(cls: type) -> list[tuple[str, object, object]]:
+        return [(p.name, p.kind, p.default) for p in inspect.signature(cls.__init__).parameters.values()]
+
+    assert shape(config_class) == shape(generated)
+    names = [f.name for f in dataclasses.fields(config_class)]
+    assert names == list(inspect.signature(config_class.__init__).parameters)[1:]
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = [
+        ((), {}), (("disk", 50), {}), ((), {"max_size": 7, "namespace": "n", "signing_key": "k" * 16}),
+        (("memory",), {"ttl_seconds": 9.5, "cache_dir": "/tmp/x"})]
+    if name == "VulnDBConfig":
+        calls.append(((), {"osv_url": "http://127.0.0.1:1/", "max_retries": 0, "mirror_path": "m"}))
+    for args, kwargs in calls:
+        assert vars(config_class(*args, **kwargs)) == vars(generated(*args, **kwargs))
+    for bad_args, bad_kwargs in (((), {"no_such_field": 1}), (tuple(range(len(names) + 1)), {}),
+                                 (("disk",), {"cache_type": "disk"})):
+        with pytest.raises(TypeError) as ours:
+            config_class(*bad_args, **bad_kwargs)
+        with pytest.raises(TypeError) as theirs:
+            generated(*bad_args, **bad_kwargs)
+        assert str(ours.value) == str(theirs.value)
+    with pytest.raises(ValueError, match="max_size: must be positive"):
+        config_class(max_size=0)  # __post_init__ still runs
