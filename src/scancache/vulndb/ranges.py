@@ -68,7 +68,7 @@ def parse_semver(text: str) -> SemVer | None:
 # surrounding white space: "1.2.3", "2.0rc1", "0.9.7b", "1.0-1", "v1.0.post2.dev3". Such a
 # version's parts are read here, without packaging's parser (~2 ms to import, ~5 us a version);
 # anything else goes to it. Groups: release; pre-release letters, number; post number after "-";
-# post word, number; dev word, number. Matched case-insensitively, on ASCII text only; compiled
+# post word, number; dev word, number. Matched on ASCII text lowered (PEP 440 ignores case); compiled
 # on first use (re caches it): a file of plain releases never needs it.
 _PEP440_SIMPLE = (r"v?([0-9]+(?:\.[0-9]+)*)"
                   r"(?:[-_.]?(alpha|a|beta|b|preview|pre|c|rc)[-_.]?([0-9]+)?)?"
@@ -88,12 +88,13 @@ def _pep440_parts(text: str) -> _Parts | None:
     """(release, pre-release letter ("a", "b", "rc"; "" for none), its number, post number, dev
     number) of a version _PEP440_SIMPLE reads, as packaging's Version holds them; None for other
     text (then pep440() decides)."""
-    match = re.match(_PEP440_SIMPLE, text, re.IGNORECASE) if text.isascii() else None
+    # case-insensitive as PEP 440 is: the ASCII text lowered (IGNORECASE doubles the compile)
+    match = re.match(_PEP440_SIMPLE, text.lower()) if text.isascii() else None
     if match is None:
         return None
     release, pre, pre_n, post_dash, post, post_n, dev, dev_n = match.groups()
     return (tuple(int(part) for part in release.split(".")),
-            _PRE_LETTERS[pre.lower()] if pre else "", int(pre_n or 0),
+            _PRE_LETTERS[pre] if pre else "", int(pre_n or 0),
             int(post_dash) if post_dash is not None else int(post_n or 0) if post else None,
             int(dev_n or 0) if dev else None)
 
