@@ -57,12 +57,25 @@ class _OneCommandParser(_Parser):
 
 class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, told the terminal width: its own lookup imports shutil (with bz2, lzma
-    and fnmatch) on every add_argument, a few ms of each run."""
+    and fnmatch) on every add_argument, a few ms of each run.
+
+    argparse also makes one at every add_argument only to check the metavar (_format_args, which
+    reads no state of the formatter): HelpFormatter's set-up (the width, two regexes compiled on a
+    run's first one) waits until something else is asked of it, as help or a usage error does.
+    """
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
                  width: int | None = None) -> None:
+        self._set_up_with = (prog, indent_increment, max_help_position, width)
+
+    def __getattr__(self, name: str) -> Any:
+        arguments = self.__dict__.pop("_set_up_with", None)
+        if arguments is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        prog, indent_increment, max_help_position, width = arguments
         super().__init__(prog, indent_increment, max_help_position,
                          _terminal_columns() - 2 if width is None else width)
+        return getattr(self, name)
 
 
 def _terminal_columns() -> int:
