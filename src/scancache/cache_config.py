@@ -58,9 +58,9 @@ def _compared_fields(config_class: type) -> tuple[str, ...]:
 _COMPARED: dict[type, tuple[str, ...]] = {}
 
 
-# Its own __init__, __repr__ and __eq__ below (DNSConfig and VulnDBConfig inherit the last two):
-# @dataclass would compile each of them, 17 fields long, at every start-up.
-@dataclass(init=False, repr=False, eq=False)
+# Its own __repr__ and __eq__ below, inherited by DNSConfig and VulnDBConfig (declared the same way):
+# generating them would cost every start-up a compile of a 17- to 37-field method per class.
+@dataclass(repr=False, eq=False)
 class CacheConfig:
     """Settings of one cache; the fields the seed promises plus a few with safe defaults.
 
@@ -87,39 +87,6 @@ class CacheConfig:
     signing_key: str | bytes | None = None
     redis_timeout_seconds: float = 0.5
     disk_max_size: int | None = None
-
-    # What @dataclass would write: one parameter per field, in order, defaulting to its default
-    # (the class-body names above); tests/test_config_sections.py compares it with the generated one.
-    def __init__(self, cache_type: CacheType = cache_type, max_size: int = max_size,
-                 ttl_seconds: float = ttl_seconds, cleanup_interval: float = cleanup_interval,
-                 enable_compression: bool = enable_compression,
-                 enable_persistence: bool = enable_persistence,
-                 cache_dir: str | Path | None = cache_dir, redis_url: str | None = redis_url,
-                 enable_metrics: bool = enable_metrics, thread_safe: bool = thread_safe,
-                 max_memory_mb: float = max_memory_mb, namespace: str = namespace,
-                 stale_ttl_seconds: float = stale_ttl_seconds,
-                 compression_threshold_bytes: int = compression_threshold_bytes,
-                 signing_key: str | bytes | None = signing_key,
-                 redis_timeout_seconds: float = redis_timeout_seconds,
-                 disk_max_size: int | None = disk_max_size) -> None:
-        self.cache_type = cache_type
-        self.max_size = max_size
-        self.ttl_seconds = ttl_seconds
-        self.cleanup_interval = cleanup_interval
-        self.enable_compression = enable_compression
-        self.enable_persistence = enable_persistence
-        self.cache_dir = cache_dir
-        self.redis_url = redis_url
-        self.enable_metrics = enable_metrics
-        self.thread_safe = thread_safe
-        self.max_memory_mb = max_memory_mb
-        self.namespace = namespace
-        self.stale_ttl_seconds = stale_ttl_seconds
-        self.compression_threshold_bytes = compression_threshold_bytes
-        self.signing_key = signing_key
-        self.redis_timeout_seconds = redis_timeout_seconds
-        self.disk_max_size = disk_max_size
-        self.__post_init__()
 
     def __post_init__(self) -> None:
         self.cache_type = CacheType.parse(self.cache_type)

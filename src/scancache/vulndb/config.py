@@ -9,12 +9,6 @@ from scancache.cache_config import CacheConfig
 from scancache.config_fields import is_number, require
 from scancache.env import setting
 
-TYPE_CHECKING = False  # not `from typing import ...`: typing alone costs milliseconds at startup
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from scancache.cache_config import CacheType
-
 __all__ = ["VulnDBConfig", "DEFAULT_OSV_URL", "DEFAULT_NVD_URL"]
 
 DEFAULT_OSV_URL = "https://api.osv.dev"
@@ -47,9 +41,7 @@ def _endpoint_url(name: str, url: object) -> str:
     return scheme + (rest if "?" in rest else rest.rstrip("/"))
 
 
-# CacheConfig's __repr__ (secrets redacted) and __eq__; its own __init__ (below): @dataclass would
-# compile one 37 fields long at every start-up.
-@dataclass(init=False, repr=False, eq=False)
+@dataclass(repr=False, eq=False)  # CacheConfig's __repr__ (secrets redacted) and __eq__
 class VulnDBConfig(CacheConfig):
     """Vulnerability settings. Empty results live negative_ttl_seconds; records are kept
     stale_ttl_seconds past expiry to answer while an API is down. NVD allows nvd_rate_limit
@@ -85,68 +77,6 @@ body: a larger one is a VulnDBError naming the endpoint. max_size defaults highe
     mirror_path: str | os.PathLike[str] | None = None
     #: Largest OSV/NVD answer body read; a bigger one fails the run (VulnDBError), never the memory.
     max_response_bytes: int = 64 * 1024 * 1024
-
-    # What @dataclass would write: one parameter per field (CacheConfig's first), in order, defaulting
-    # to its default; tests/test_config_sections.py compares it with the generated one.
-    def __init__(self, cache_type: CacheType = CacheConfig.cache_type, max_size: int = max_size,
-                 ttl_seconds: float = CacheConfig.ttl_seconds,
-                 cleanup_interval: float = CacheConfig.cleanup_interval,
-                 enable_compression: bool = CacheConfig.enable_compression,
-                 enable_persistence: bool = CacheConfig.enable_persistence,
-                 cache_dir: str | Path | None = CacheConfig.cache_dir,
-                 redis_url: str | None = CacheConfig.redis_url,
-                 enable_metrics: bool = CacheConfig.enable_metrics,
-                 thread_safe: bool = CacheConfig.thread_safe,
-                 max_memory_mb: float = CacheConfig.max_memory_mb,
-                 namespace: str = CacheConfig.namespace, stale_ttl_seconds: float = stale_ttl_seconds,
-                 compression_threshold_bytes: int = CacheConfig.compression_threshold_bytes,
-                 signing_key: str | bytes | None = CacheConfig.signing_key,
-                 redis_timeout_seconds: float = CacheConfig.redis_timeout_seconds,
-                 disk_max_size: int | None = CacheConfig.disk_max_size, osv_url: str | None = osv_url,
-                 nvd_url: str | None = nvd_url, nvd_api_key: str | None = nvd_api_key,
-                 negative_ttl_seconds: float = negative_ttl_seconds,
-                 timeout_seconds: float = timeout_seconds, max_retries: int = max_retries,
-                 backoff_base_seconds: float = backoff_base_seconds,
-                 backoff_max_seconds: float = backoff_max_seconds,
-                 nvd_rate_limit: int | None = nvd_rate_limit,
-                 nvd_rate_window_seconds: float = nvd_rate_window_seconds,
-                 osv_batch_size: int = osv_batch_size, osv_concurrency: int = osv_concurrency,
-                 nvd_page_size: int = nvd_page_size,
-                 mirror_path: str | os.PathLike[str] | None = mirror_path,
-                 max_response_bytes: int = max_response_bytes) -> None:
-        self.cache_type = cache_type
-        self.max_size = max_size
-        self.ttl_seconds = ttl_seconds
-        self.cleanup_interval = cleanup_interval
-        self.enable_compression = enable_compression
-        self.enable_persistence = enable_persistence
-        self.cache_dir = cache_dir
-        self.redis_url = redis_url
-        self.enable_metrics = enable_metrics
-        self.thread_safe = thread_safe
-        self.max_memory_mb = max_memory_mb
-        self.namespace = namespace
-        self.stale_ttl_seconds = stale_ttl_seconds
-        self.compression_threshold_bytes = compression_threshold_bytes
-        self.signing_key = signing_key
-        self.redis_timeout_seconds = redis_timeout_seconds
-        self.disk_max_size = disk_max_size
-        self.osv_url = osv_url
-        self.nvd_url = nvd_url
-        self.nvd_api_key = nvd_api_key
-        self.negative_ttl_seconds = negative_ttl_seconds
-        self.timeout_seconds = timeout_seconds
-        self.max_retries = max_retries
-        self.backoff_base_seconds = backoff_base_seconds
-        self.backoff_max_seconds = backoff_max_seconds
-        self.nvd_rate_limit = nvd_rate_limit
-        self.nvd_rate_window_seconds = nvd_rate_window_seconds
-        self.osv_batch_size = osv_batch_size
-        self.osv_concurrency = osv_concurrency
-        self.nvd_page_size = nvd_page_size
-        self.mirror_path = mirror_path
-        self.max_response_bytes = max_response_bytes
-        self.__post_init__()
 
     def __post_init__(self) -> None:
         super().__post_init__()
