@@ -435,7 +435,9 @@ async def test_debugging_techniques(seed_env, capsys):
 
 async def test_error_handling_pattern_sees_import_and_timeout_errors(fx, caplog):
     gated = fx.gated()
-    loader = LazyModuleLoader(LazyLoadConfig(load_timeout=0.05, memory_limit_mb=4096))
+    # The gated import blocks until the test ends, so it times out whatever the bound; a bound of a
+    # second leaves the two quick loads (a missing module, json) their time on a loaded machine.
+    loader = LazyModuleLoader(LazyLoadConfig(load_timeout=1.0, memory_limit_mb=4096))
     try:
         with caplog.at_level(logging.ERROR, logger="seed-example"):
             assert await safe_module_loading(loader, "numpy") is None  # not installed here
