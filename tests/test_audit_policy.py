@@ -27,6 +27,18 @@ def audit_here(audit_cli, tmp_path, monkeypatch):
     return lambda *args: audit_cli("requirements.txt", *args)
 
 
+def test_without_ignores_or_baseline_every_finding_is_reported_in_order():
+    findings = [finding("PYSEC-2014-8", "CVE-2014-1402"), finding("GHSA-x", severity="unknown"),
+                finding("PYSEC-2014-8", "CVE-2014-1402")]
+    outcome = apply_policy(Policy(fail_on="critical"), findings)
+    assert outcome.findings == findings and outcome.findings is not findings
+    assert (outcome.ignored, outcome.notes) == ([], [])
+    assert outcome.fails("critical")  # unknown severity still fails the gate
+    # the same as the general path gives once there is a rule (one that matches nothing)
+    unrelated = apply_policy(Policy([IgnoreRule("CVE-0", "", None, False, "cfg")]), findings)
+    assert unrelated.findings == outcome.findings and unrelated.ignored == []
+
+
 def test_an_ignore_matches_by_alias_and_says_why():
     policy = Policy([IgnoreRule("cve-2014-1402", "not reachable", None, False, "pyproject.toml")])
     outcome = apply_policy(policy, [finding("PYSEC-2014-8", "CVE-2014-1402"), finding("PYSEC-2014-82")])

@@ -211,6 +211,8 @@ def load_baseline(path: Path) -> set[tuple[str, str]]:
 def apply_policy(policy: Policy, findings: list[Any], today: _dt.date | None = None) -> PolicyOutcome:
     """Split findings into reported and ignored by the policy, with notes on expired, outdated and
     unused ignores."""
+    if not policy.ignores and not policy.baseline:  # the usual run: nothing to match, nothing to note
+        return PolicyOutcome(list(findings), [], [])
     today = today or _dt.date.today()
     by_id: dict[str, list[IgnoreRule]] = {}
     for rule in policy.ignores:
