@@ -420,3 +420,19 @@ def test_a_value_type_behaves_as_the_dataclass_it_declares(index):
         assert getattr(cls(*args), name) is not getattr(cls(*args), name)
     if fresh:  # an explicit None is kept, as the generated __init__ keeps it
         assert getattr(cls(**{fresh[0]: None}), fresh[0]) is None
+
+
+def test_a_release_too_long_for_int_is_an_error_not_a_clean_audit(tmp_path: Path):
+    """A pin whose release has more digits than int() converts (4300 by default) cannot be read by
+    packaging: reading the input fails (as before the canonical-pin shortcut), it is never audited
+    as written, where a server that cannot order it either answers "not affected" (exit 0)."""
+    from scancache.vulndb.inputs.base import pep440_key
+
+    version = "1." + "9" * 5000
+    with pytest.raises(ValueError):
+        pep440_key(version)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"jinja2=={version}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="digits"):
+        read_requirements(requirements)
+    assert pep440_key("1." + "9" * 600) == "1." + "9" * 600  # long, but as int() reads it

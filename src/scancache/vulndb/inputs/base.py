@@ -150,8 +150,11 @@ def version_key(version: str) -> str:
 def pep440_key(version: str) -> str | None:
     """The PEP 440 canonical spelling of version, or None when it is no PEP 440 version (`=2.4`,
     `x`, `2.4;marker`): such a version matches no advisory range, so auditing it would say "clean"."""
-    if _CANONICAL_RELEASE.match(version) and not version.endswith(".0"):
-        return version  # "2.4.1": its own canonical spelling (most pins)
+    # "2.4.1": its own canonical spelling (most pins). At most 640 characters (the least limit
+    # sys.set_int_max_str_digits allows): a longer one is converted below, as packaging converts
+    # it, so a 5,000-digit release is the ValueError it always was, not a pin audited as written.
+    if len(version) <= 640 and _CANONICAL_RELEASE.match(version) and not version.endswith(".0"):
+        return version
     if _PLAIN_RELEASE.match(version):
         parts = version.split(".")
         while len(parts) > 1 and parts[-1].lstrip("0") == "":
