@@ -370,8 +370,10 @@ def _value_types() -> list[tuple[type, tuple[object, ...], tuple[object, ...]]]:
 
 @pytest.mark.parametrize("index", range(10))
 def test_a_value_type_behaves_as_the_dataclass_it_declares(index):
+    import copy
     import dataclasses
     import inspect
+    import pickle
 
     cls, args, other = _value_types()[index]
     reference = _reference_dataclass(cls)
@@ -406,6 +408,9 @@ def test_a_value_type_behaves_as_the_dataclass_it_declares(index):
                     with pytest.raises(dataclasses.FrozenInstanceError, match=f"delete field '{name}'"):
                         delattr(obj, name)
         assert dataclasses.replace(mine) == mine
+        # pickle and copy work as on the dataclass (a frozen one with slots needs its getstate)
+        assert pickle.loads(pickle.dumps(mine)) == mine
+        assert copy.copy(mine) == mine and copy.deepcopy(mine) == mine
     for frozen in (False, True):  # dataclass's rules for subclasses see the same frozen flag
         outcomes = []
         for base in (cls, reference):

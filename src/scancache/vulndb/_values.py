@@ -97,6 +97,18 @@ def _freeze(cls: type, names: tuple[str, ...]) -> None:
 
     cls.__setattr__ = __setattr__  # type: ignore[method-assign,assignment]
     cls.__delattr__ = __delattr__  # type: ignore[method-assign,assignment]
+    if "__slots__" in cls.__dict__:
+        # What @dataclass(frozen=True, slots=True) adds (dataclasses' _add_slots): without them,
+        # pickle and copy restore the slots with setattr, which the frozen __setattr__ refuses.
+        def __getstate__(self: Any) -> list[Any]:
+            return [getattr(self, name) for name in names]
+
+        def __setstate__(self: Any, state: list[Any]) -> None:
+            for name, value in zip(names, state, strict=False):
+                object.__setattr__(self, name, value)
+
+        cls.__getstate__ = __getstate__  # type: ignore[method-assign,assignment]
+        cls.__setstate__ = __setstate__  # type: ignore[attr-defined]
 
 
 def _values(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
