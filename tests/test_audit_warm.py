@@ -441,3 +441,18 @@ def test_a_release_too_long_for_int_is_an_error_not_a_clean_audit(tmp_path: Path
     with pytest.raises(ValueError, match="digits"):
         read_requirements(requirements)
     assert pep440_key("1." + "9" * 600) == "1." + "9" * 600  # long, but as int() reads it
+
+
+def test_equal_fixed_versions_are_listed_in_the_same_order_by_every_run():
+    """"1.0" and "1.0.0" are one version: their order in fixed_versions (and so which one a fix
+    names) is the text's, the same in every process, not a set's, which the hash seed changes."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from scancache.vulndb.audit import _sort_versions as s; "
+            "print(s(['1.0', '1.0.0', '0.9']), s(['2.0rc1', '2.0.0rc1', '1']))")
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+               for seed in range(12)}
+    assert outputs == {"('0.9', '1.0', '1.0.0') ('1', '2.0.0rc1', '2.0rc1')\n"}

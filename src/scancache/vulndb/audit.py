@@ -306,9 +306,12 @@ def _sort_versions(versions: Iterable[str]) -> tuple[str, ...]:
     unique = set(versions)
     if len(unique) < 2:
         return tuple(unique)
-    if all(_PLAIN_RELEASE.match(v) for v in unique):  # the usual "1.2.3": no Version objects needed
-        return tuple(sorted(unique, key=_plain_release_order))
-    return tuple(sorted(unique, key=_version_order))
+    # in text order first: equal versions ("1.0", "1.0.0") then keep it (the sorts are stable), not
+    # the set's, which changes with the string hash seed from one run to the next
+    ordered = sorted(unique)
+    if all(_PLAIN_RELEASE.match(v) for v in ordered):  # the usual "1.2.3": no Version objects needed
+        return tuple(sorted(ordered, key=_plain_release_order))
+    return tuple(sorted(ordered, key=_version_order))
 
 
 def _id_rank(vuln_id: str) -> tuple[int, str]:
