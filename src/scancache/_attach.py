@@ -3,8 +3,10 @@
     __getattr__, __dir__, __all__ = attach(__name__, {"cache": ["DNSCache"], "config": ["DNSConfig"]})
 
 Each name is imported from its submodule on first access and then stored on the package, so later
-lookups are plain attribute reads. Only `importlib` and `sys` are imported: `import scancache` uses
-this and must stay cheap. SCANCACHE_EAGER=1 imports every name at once (debugging, tests).
+lookups are plain attribute reads. A submodule read as an attribute (`scancache.cache.urls` after
+`import scancache.cache`) is imported then too, as an eager package that imported it would have it.
+Only `importlib` and `sys` are imported: `import scancache` uses this and must stay cheap.
+SCANCACHE_EAGER=1 imports every name at once (debugging, tests).
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ def attach(package_name: str, submod_attrs: Mapping[str, Iterable[str]]
     def __getattr__(name: str) -> object:
         module = module_of.get(name)
         if module is None:
+            if not name.startswith("_"):  # dunder probes (copy, pickle, IDEs) are not submodules
+                try:
+                    return importlib.import_module(f"{package_name}.{name}")
+                except ModuleNotFoundError as exc:
+                    if exc.name != f"{package_name}.{name}":
+                        raise  # the submodule exists; something it imports does not
             raise AttributeError(f"module {package_name!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module), name)
         setattr(sys.modules[package_name], name, value)  # later lookups skip __getattr__
