@@ -15,9 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# ranges, digest and __version__ at module level, not in the functions that use them: `from M import
+# x` run per finding cost more than the function's own work (for a module M, each run raises and
+# clears an AttributeError looking for M.__path__). Every audit imports ranges (query.py) and digest
+# (the cache) anyway.
+from scancache import __version__
+from scancache.cache.digest import sha256_hex
 from scancache.vulndb._stdlib import json_dumps
 from scancache.vulndb._values import FACTORY, value_methods
 from scancache.vulndb.inputs.base import ParsedInput, Requirement, Skipped
+from scancache.vulndb.ranges import normalize_name, pep440, pep440_order
 
 __all__ = ["Requirement", "Skipped", "Finding", "AuditReport", "parse_requirements", "read_requirements",
            "audit_requirements", "audit_input", "audit_input_cached",
@@ -220,8 +227,6 @@ def read_requirements(requirements: Any) -> ParsedInput:
 
 
 def _fixed_versions(record: dict[str, Any], name: str, ecosystem: str = "PyPI") -> tuple[str, ...]:
-    from scancache.vulndb.ranges import normalize_name
-
     fixed = []
     for entry in record.get("affected") or ():
         package = entry.get("package") or {}
@@ -237,8 +242,6 @@ def _fixed_versions(record: dict[str, Any], name: str, ecosystem: str = "PyPI") 
 
 
 def _version_order(version: str) -> tuple[int, Any, str]:
-    from scancache.vulndb.ranges import pep440
-
     parsed = pep440(version)
     return (0, parsed, "") if parsed is not None else (1, None, version)
 
@@ -253,8 +256,6 @@ def _fixed_above(version: str, fixed: Iterable[str]) -> list[str]:
 def _first_fixed_above(version: str, fixed: Iterable[str]) -> str | None:
     """_fixed_above(version, fixed)[0], None when that is empty: the candidates after the first one
     above the pin are not compared (fix_versions needs only that one)."""
-    from scancache.vulndb.ranges import pep440, pep440_order
-
     mine = pep440_order(version)
     if mine is None:
         return next(_iter_fixed_above(version, fixed), None)
@@ -269,8 +270,6 @@ def _first_fixed_above(version: str, fixed: Iterable[str]) -> str | None:
 
 
 def _iter_fixed_above(version: str, fixed: Iterable[str]) -> Iterator[str]:
-    from scancache.vulndb.ranges import pep440, pep440_order
-
     mine = pep440_order(version)
     if mine is None:
         current = pep440(version)
@@ -287,8 +286,6 @@ def _iter_fixed_above(version: str, fixed: Iterable[str]) -> Iterator[str]:
 
 def _newer(version: str, than: str) -> bool:
     """version orders after than (PEP 440; a version that is not PEP 440 after every one that is)."""
-    from scancache.vulndb.ranges import pep440_order
-
     mine, theirs = pep440_order(version), pep440_order(than)
     if mine is not None and theirs is not None:  # "1.2.3", "2.0rc1": compared without parsing
         return mine > theirs
@@ -479,9 +476,6 @@ def _derivation_key(req: Requirement, pairs: Iterable[tuple[str, str]]) -> str:
     """The key of req's package's findings derived from the records pairs names ((id, modified)):
     the findings depend on the package (ecosystem and name: which ranges apply) and those records
     only, not on the pinned version or its line, so other pins of the package share them."""
-    from scancache import __version__
-    from scancache.cache.digest import sha256_hex
-
     text = json_dumps(compact=True)([_DERIVATION, __version__, req.ecosystem, req.normalized_name,
                                      sorted({(str(i), str(m)) for i, m in pairs})])
     return "findings:" + sha256_hex(text.encode())[:40]
