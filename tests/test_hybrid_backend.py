@@ -234,6 +234,43 @@ def test_redis_down_hybrid_still_serves_from_memory(fresh_redis_server, monkeypa
     cache.close()
 
 
+
+async def test_async_reads_run_the_same_body_as_sync_ones(make_cache):
+    """get/aget and get_many/aget_many share one body past memory: the async faces also delete and
+    count a corrupt blob, and return the back's records."""
+    cache = make_cache()
+    back, now = hybrid(cache).back, make_cache.clock()
+    for name in ("k", "j"):
+        back.set(name, Record(None, now + 60, now + 60, 8), b"garbage!")
+    assert await hybrid(cache).aget("k") is None
+    assert await hybrid(cache).aget_many(["j"]) == {}
+    assert hybrid(cache).corrupt == 2
+    assert back.get("k") is None and back.get("j") is None
+    other = make_cache()
+    assert other.set_many({"a": 1, "b": 2})
+    found = await hybrid(cache).aget_many(["b", "z", "a"])
+    assert {key: r.value for key, r in found.items()} == {"b": 2, "a": 1}
+
+
+@pytest.mark.redis
+async def test_redis_down_async_reads_serve_memory_like_sync_ones(fresh_redis_server, monkeypatch):
+    redis = pytest.importorskip("redis")
+    monkeypatch.delenv("SCANCACHE_REDIS_URL", raising=False)
+    server = fresh_redis_server
+    cache = Cache(CacheConfig(cache_type=CacheType.HYBRID, redis_url=server.url,
+                              redis_timeout_seconds=0.3))
+    assert cache.set("k", "v")
+    server.stop()
+    found = await hybrid(cache).aget_many(["k", "absent"])  # the back fails: memory's entries
+    assert [(key, r.value) for key, r in found.items()] == [("k", "v")]
+    assert hybrid(cache).back_errors == 1
+    with pytest.raises(redis.exceptions.RedisError):  # memory has none of them: the back's failure
+        await hybrid(cache).aget_many(["absent"])
+    with pytest.raises(redis.exceptions.RedisError):
+        await hybrid(cache).aget("absent")
+    assert hybrid(cache).back_errors == 1
+    await cache.aclose()
+
 def test_the_memory_tier_counts_decoded_bytes_not_compressed_ones(tmp_path):
     from scancache.cache.core import Cache
     from scancache.config import CacheConfig, CacheType

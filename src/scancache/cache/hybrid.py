@@ -13,6 +13,12 @@ either lands before the change's memory step (which then removes it) or sees the
 skipped; a reader that noted the epoch after the bump read the back after the change. A write takes
 such a memory step before its back write (memory serves the new value at once) and one after it
 (_settle_front). clear and invalidate(prefix=...) bump every epoch. Memory hits take no lock.
+
+The sync and async reads share one body each past memory (_get_step, _get_many_step): generators that
+yield the back call to make, ("get_many", keys), and receive its answer or have its exception thrown
+in, for their own try/except; _run calls the back's method of that name, _arun awaits its "a" twin.
+Only the drivers differ, as in refresh.py. A memory hit returns before any generator is made (the hot
+path pays nothing for the sharing).
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, TypeVar
 
 from scancache.cache.backend import Backend, Record, WriteItem
 from scancache.cache.codec import Codec, CorruptEntry
@@ -32,6 +38,10 @@ __all__ = ["HybridBackend"]
 #: Epoch counters of the fill barrier: keys share one when their hashes agree modulo this (a shared
 #: counter only skips a fill that was safe, never admits one that was not).
 _STRIPES = 256
+
+_T = TypeVar("_T")
+#: A read's shared body: yields (back method name, its argument), receives the result; returns the read's.
+_Step = Generator[tuple[str, Any], Any, _T]
 
 
 class HybridBackend:
@@ -85,22 +95,6 @@ class HybridBackend:
             return None
         # The front holds the decoded value: its size, not the (maybe compressed) blob's.
         return Record(value, expires_at, stale_until, self.codec.size_of(value))
-
-    def _record(self, key: str, raw: Any) -> Record | None:
-        """A Record from what the back returned; a corrupt blob is deleted there and counted."""
-        record = self._decode(key, raw)
-        if record is None:
-            with contextlib.suppress(Exception):  # best effort: the next read would retry it
-                self.back.delete(key)
-        return record
-
-    async def _arecord(self, key: str, raw: Any) -> Record | None:
-        """_record with the delete of a corrupt blob done through the back's async API."""
-        record = self._decode(key, raw)
-        if record is None:
-            with contextlib.suppress(Exception):
-                await self.back.adelete(key)
-        return record
 
     def _front_copy(self, key: str) -> tuple[Record | None, bool]:
         """(memory's record for key or None, whether it is still fresh): the first step of get."""
@@ -206,6 +200,74 @@ class HybridBackend:
             self._epochs = [epoch + 1 for epoch in self._epochs]
             return drop(self.front)
 
+    # ------------------------------------------------------------------ the shared read bodies
+    def _get_step(self, key: str, front: Record | None) -> _Step[Record | None]:
+        """get's body past memory (run by get and aget): memory's copy of key was missing or expired
+        (front: the expired one), and another worker may have written a fresh value to the back."""
+        seen = self._epoch_of(key)
+        try:
+            raw = yield ("get", key)
+        except Exception:
+            if front is None:
+                raise
+            self.back_errors += 1
+            return front
+        record = None if raw is None else self._decode(key, raw)
+        if raw is not None and record is None:  # corrupt (counted by _decode): delete it there
+            with contextlib.suppress(Exception):  # best effort: the next read would retry it
+                yield ("delete", key)
+        return self._newer(key, front, record, seen)
+
+    def _get_many_step(self, found: dict[str, Record], stale: dict[str, Record], missing: list[str]
+                       ) -> _Step[None]:
+        """get_many's body past memory (run by get_many and aget_many; _front_split's three): one back
+        call for missing, what it returns decoded into found and memory."""
+        seen = self._epochs_of(missing)
+        try:
+            raws = yield ("get_many", missing)
+        except Exception:
+            if not found and not stale:
+                raise
+            self.back_errors += 1
+        else:
+            for key in self._take(found, raws, seen):
+                with contextlib.suppress(Exception):  # best effort: the next read would retry it
+                    yield ("delete", key)
+
+    def _run(self, step: _Step[_T]) -> _T:
+        """Carry out step's back calls, blocking; the step's return value. An Exception from the back
+        is thrown into the step (its own try/except decides); a BaseException (Ctrl-C) propagates."""
+        back = self.back
+        answer: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                name, arg = step.throw(error) if error is not None else step.send(answer)
+            except StopIteration as done:
+                return done.value
+            answer, error = None, None
+            try:
+                answer = getattr(back, name)(arg)
+            except Exception as exc:
+                error = exc
+
+    async def _arun(self, step: _Step[_T]) -> _T:
+        """_run awaiting the back's async twin of each call ("get_many" -> aget_many); a
+        CancelledError, a BaseException, propagates as in the awaited call."""
+        back = self.back
+        answer: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                name, arg = step.throw(error) if error is not None else step.send(answer)
+            except StopIteration as done:
+                return done.value
+            answer, error = None, None
+            try:
+                answer = await getattr(back, "a" + name)(arg)
+            except Exception as exc:
+                error = exc
+
     # ------------------------------------------------------------------ sync API
     def get(self, key: str) -> Record | None:
         """The Record from memory, else from the back (then kept in memory). Raises if the back fails
@@ -214,32 +276,15 @@ class HybridBackend:
         front, fresh = self._front_copy(key)
         if fresh:
             return front
-        # Missing or expired in memory: another worker may have written a fresh value to the back.
-        seen = self._epoch_of(key)
-        try:
-            raw = self.back.get(key)
-        except Exception:
-            if front is None:
-                raise
-            self.back_errors += 1
-            return front
-        return self._newer(key, front, None if raw is None else self._record(key, raw), seen)
+        return self._run(self._get_step(key, front))
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
-        """Memory first, then one back call (MGET on Redis) for the rest; fills memory."""
+        """Memory first, then one back call (MGET on Redis) for the rest; fills memory. If the back
+        fails: memory's entries (the failure counted in back_errors), or the exception when memory
+        has none."""
         found, stale, missing = self._front_split(keys)
         if missing:
-            seen = self._epochs_of(missing)
-            try:
-                raws = self.back.get_many(missing)
-            except Exception:
-                if not found and not stale:
-                    raise
-                self.back_errors += 1
-            else:
-                for key in self._take(found, raws, seen):
-                    with contextlib.suppress(Exception):  # best effort: the next read would retry it
-                        self.back.delete(key)
+            self._run(self._get_many_step(found, stale, missing))
         return self._keep_newer(found, stale)
 
     def set(self, key: str, record: Record, blob: bytes | None) -> None:
@@ -326,35 +371,17 @@ class HybridBackend:
 
     # ------------------------------------------------------------------ async API
     async def aget(self, key: str) -> Record | None:
-        """Async get: memory inline, the back through its async API (get's steps, awaited)."""
+        """Async get: memory inline, the back through its async API (get's body, awaited)."""
         front, fresh = self._front_copy(key)
         if fresh:
             return front
-        seen = self._epoch_of(key)
-        try:
-            raw = await self.back.aget(key)
-        except Exception:
-            if front is None:
-                raise
-            self.back_errors += 1
-            return front
-        return self._newer(key, front, None if raw is None else await self._arecord(key, raw), seen)
+        return await self._arun(self._get_step(key, front))
 
     async def aget_many(self, keys: Sequence[str]) -> dict[str, Record]:
-        """Async get_many: memory inline, the rest in one async back call (get_many's steps)."""
+        """Async get_many: memory inline, the rest in one async back call (get_many's body)."""
         found, stale, missing = self._front_split(keys)
         if missing:
-            seen = self._epochs_of(missing)
-            try:
-                raws = await self.back.aget_many(missing)
-            except Exception:
-                if not found and not stale:
-                    raise
-                self.back_errors += 1
-            else:
-                for key in self._take(found, raws, seen):
-                    with contextlib.suppress(Exception):
-                        await self.back.adelete(key)
+            await self._arun(self._get_many_step(found, stale, missing))
         return self._keep_newer(found, stale)
 
     async def aset(self, key: str, record: Record, blob: bytes | None) -> None:
