@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from scancache.cache.backend import Backend, Record, WriteItem
 from scancache.cache.codec import Codec, CorruptEntry
 from scancache.cache.memory import MemoryBackend
+from scancache.cache.steps import advance
 
 __all__ = ["HybridBackend"]
 
@@ -241,11 +242,10 @@ class HybridBackend:
         answer: Any = None
         error: Exception | None = None
         while True:
-            try:
-                name, arg = step.throw(error) if error is not None else step.send(answer)
-            except StopIteration as done:
-                return done.value
-            answer, error = None, None
+            finished, request = advance(step, answer, error)
+            if finished:
+                return request  # the step's return value
+            (name, arg), answer, error = request, None, None
             try:
                 answer = getattr(back, name)(arg)
             except Exception as exc:
@@ -258,11 +258,10 @@ class HybridBackend:
         answer: Any = None
         error: Exception | None = None
         while True:
-            try:
-                name, arg = step.throw(error) if error is not None else step.send(answer)
-            except StopIteration as done:
-                return done.value
-            answer, error = None, None
+            finished, request = advance(step, answer, error)
+            if finished:
+                return request  # the step's return value
+            (name, arg), answer, error = request, None, None
             try:
                 answer = await getattr(back, "a" + name)(arg)
             except Exception as exc:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from scancache._log import get_logger
 from scancache.cache.entry import _MISSING, DEFAULT_BETA, TTL, CacheEntry
 from scancache.cache.singleflight import call_factory
+from scancache.cache.steps import advance
 
 if TYPE_CHECKING:  # imported where a coroutine needs it: sync-only processes never do
     import asyncio
@@ -391,15 +392,6 @@ def _lease_failed(plan: _Plan, exc: Exception) -> bool:
     return True
 
 
-def _advance(step: _Step, answer: Any, error: BaseException | None) -> tuple[bool, Any]:
-    """Resume step with the last request's answer (or its exception, for the step's own
-    try/except): (False, the next request) or (True, the step's return value)."""
-    try:
-        return False, (step.throw(error) if error is not None else step.send(answer))
-    except StopIteration as done:
-        return True, done.value
-
-
 # ---------------------------------------------------------------------- sync driver
 def _run(plan: _Plan, step: _Step) -> Any:
     """Carry out step's requests for plan, blocking; the step's return value."""
@@ -407,7 +399,7 @@ def _run(plan: _Plan, step: _Step) -> Any:
     answer: Any = None
     error: BaseException | None = None
     while True:
-        finished, request = _advance(step, answer, error)
+        finished, request = advance(step, answer, error)
         if finished:
             return request
         answer, error, kind = None, None, request[0]
@@ -473,7 +465,7 @@ async def _arun(plan: _Plan, step: _Step) -> Any:
     answer: Any = None
     error: BaseException | None = None
     while True:
-        finished, request = _advance(step, answer, error)
+        finished, request = advance(step, answer, error)
         if finished:
             return request
         answer, error, kind = None, None, request[0]

@@ -256,17 +256,7 @@ def _fixed_above(version: str, fixed: Iterable[str]) -> list[str]:
 def _first_fixed_above(version: str, fixed: Iterable[str]) -> str | None:
     """_fixed_above(version, fixed)[0], None when that is empty: the candidates after the first one
     above the pin are not compared (fix_versions needs only that one)."""
-    mine = pep440_order(version)
-    if mine is None:
-        return next(_iter_fixed_above(version, fixed), None)
-    for candidate in fixed:  # _iter_fixed_above's loop, without a generator for each finding
-        order = pep440_order(candidate)
-        if order is not None:
-            if order > mine:
-                return candidate
-        elif (parsed := pep440(candidate)) is not None and parsed > pep440(version):
-            return candidate
-    return None
+    return next(_iter_fixed_above(version, fixed), None)
 
 
 def _iter_fixed_above(version: str, fixed: Iterable[str]) -> Iterator[str]:
